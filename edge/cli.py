@@ -1,0 +1,163 @@
+"""``edge serve | chat | info | convert | quantize``.
+
+Flags override environment variables (edge/settings.py lists them all), which override defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from edge import __version__
+from edge.runtime.hardware import ExtraBuffers
+
+
+def _model_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", "-m", help="GGUF file, folder, or Hugging Face repo id[:QUANT] "
+                                             "(default: the embedded demo model)")
+    group.add_argument("--mmproj", help="vision projector GGUF (default: found beside the model)")
+    group.add_argument("--model-alias", help="the model id clients send (default: the GGUF file name)")
+    group.add_argument("--ctx-size", "-c", type=int, help="context window in tokens (default 8192)")
+    group.add_argument("--batch-size", "-b", type=int, help="prompt tokens per llama.cpp batch (default 512)")
+    group.add_argument("--threads", "-t", type=int, help="CPU threads (default: all available)")
+    group.add_argument("--n-gpu-layers", "-ngl", type=int, help="layers to offload to a GPU (default 0)")
+    group.add_argument("--kv-type", choices=["f32", "f16", "q8_0"], help="KV cache type (default f16)")
+    group.add_argument("--extra-bufts", type=ExtraBuffers, choices=list(ExtraBuffers),
+                       help="llama.cpp weight repacking: auto turns it off where AMX kernels would crash")
+    group.add_argument("--cache-dir", type=Path, help="where the demo model is assembled (default ~/.cache/edge)")
+    group.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+
+
+def _serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default 8080)")
+    parser.add_argument("--api-key", help="require this key (Authorization: Bearer or x-api-key)")
+    parser.add_argument("--max-body-bytes", type=int, help="largest request body accepted (default 8 MiB)")
+    parser.add_argument("--cors-origins", type=lambda text: tuple(text.split(",")),
+                        help="comma-separated origins allowed by CORS (default: none)")
+    parser.add_argument("--no-prefix-cache", dest="prefix_cache", action="store_const", const=False,
+                        help="evaluate every prompt from scratch instead of reusing a shared prefix")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edge", description="Gemma on the device, over the hosted APIs.")
+    parser.add_argument("--version", action="version", version=f"edge {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the OpenAI and Anthropic HTTP APIs")
+    _model_arguments(serve)
+    _serve_arguments(serve)
+    serve.set_defaults(handler=run_serve)
+
+    chat = commands.add_parser("chat", help="chat with the model in this terminal")
+    _model_arguments(chat)
+    chat.add_argument("--system", help="system prompt")
+    chat.add_argument("--temperature", type=float, default=0.7)
+    chat.add_argument("--max-tokens", type=int, default=512)
+    chat.set_defaults(handler=run_chat)
+
+    info = commands.add_parser("info", help="model metadata, hardware and llama.cpp build features")
+    _model_arguments(info)
+    info.add_argument("--json", action="store_true", help="print JSON")
+    info.set_defaults(handler=run_info)
+
+    _add_convert_commands(commands)
+    return parser
+
+
+def _add_convert_commands(commands: argparse._SubParsersAction) -> None:
+    try:
+        from edge.convert.cli import add_convert_command, add_quantize_command
+    except ImportError:
+        return
+    add_convert_command(commands)
+    add_quantize_command(commands)
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _load_engine(settings):
+    from edge.runtime.engine import Engine, EngineConfig
+    from edge.runtime.llama import LoadOptions
+    from edge.runtime.sources import resolve_model
+
+    files = resolve_model(settings.model, settings.mmproj, settings.cache_dir)
+    config = EngineConfig(
+        ctx_size=settings.ctx_size, batch_size=settings.batch_size, threads=settings.thread_count,
+        kv_type=settings.kv_type, prefix_cache=settings.prefix_cache,
+        load=LoadOptions(n_gpu_layers=settings.n_gpu_layers, extra_buffers=settings.extra_bufts))
+    return Engine.load(files, config, settings.model_alias)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from edge.server.app import create_app
+    from edge.settings import settings_from
+
+    settings = settings_from(args)
+    _configure_logging(settings.log_level)
+    engine = _load_engine(settings)
+    app = create_app(settings, engine)
+    print(f"edge: serving {engine.info.id!r} on http://{settings.host}:{settings.port}/v1", flush=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
+                timeout_graceful_shutdown=5)
+    return 0
+
+
+def run_chat(args: argparse.Namespace) -> int:
+    from edge.chat import chat_loop
+    from edge.settings import settings_from
+
+    settings = settings_from(args)
+    _configure_logging("warning" if settings.log_level == "info" else settings.log_level)
+    engine = _load_engine(settings)
+    try:
+        return chat_loop(engine, system=args.system, temperature=args.temperature, max_tokens=args.max_tokens)
+    finally:
+        engine.close()
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from edge.info import describe, format_description
+    from edge.settings import settings_from
+
+    settings = settings_from(args)
+    _configure_logging("warning" if settings.log_level == "info" else settings.log_level)
+    engine = _load_engine(settings)
+    try:
+        description = describe(engine)
+    finally:
+        engine.close()
+    print(json.dumps(description, indent=2) if args.json else format_description(description))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from edge.errors import EdgeError
+    from edge.formats import UnsupportedModelError
+    from edge.runtime.engine import ContextTooLargeError
+    from edge.runtime.llama import ModelLoadError
+    from edge.runtime.sources import ModelSourceError
+    from edge.settings import SettingsError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (ModelSourceError, ModelLoadError, SettingsError, UnsupportedModelError,
+            ContextTooLargeError, EdgeError) as error:
+        print(f"edge: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

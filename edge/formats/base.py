@@ -1,0 +1,91 @@
+"""The interface every model family's turn format implements: render a prompt, parse the output.
+
+A prompt is a list of segments. Template text (``<start_of_turn>user\n``) is a control segment, tokenized
+with control-token parsing on; whatever a user, a tool or a past model turn wrote is a text segment,
+tokenized with it off, so a user who types ``<|tool_call>`` sends text, never a control token.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Sequence
+
+from edge.runtime.events import TextDelta
+from edge.runtime.request import Message
+
+
+@dataclass(frozen=True)
+class Segment:
+    text: str
+    control: bool
+
+
+def control(text: str) -> Segment:
+    return Segment(text, True)
+
+
+def text(content: str) -> Segment:
+    return Segment(content, False)
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One generated token's text; ``control`` when the vocabulary marks it as a control token."""
+
+    text: str
+    control: bool
+
+
+ParsedEvent = TextDelta
+
+
+class OutputParser(ABC):
+    """Incremental: ``feed`` each generated piece, ``finish`` once at the end."""
+
+    @abstractmethod
+    def feed(self, piece: Piece) -> list[ParsedEvent]: ...
+
+    def finish(self) -> list[ParsedEvent]:
+        return []
+
+
+class ChatFormat(ABC):
+    name: str
+    supports_tools: bool = False
+    supports_thinking: bool = False
+
+    @abstractmethod
+    def render(self, messages: Sequence[Message], *, enable_thinking: bool = False,
+               add_generation_prompt: bool = True) -> list[Segment]: ...
+
+    @abstractmethod
+    def new_parser(self) -> OutputParser: ...
+
+
+class PlainTextParser(OutputParser):
+    """For formats whose output has no channels: control tokens end or frame turns, never content."""
+
+    def feed(self, piece: Piece) -> list[ParsedEvent]:
+        if piece.control or not piece.text:
+            return []
+        return [TextDelta(piece.text)]
+
+
+def merge_adjacent_roles(messages: Sequence[Message]) -> list[Message]:
+    """Gemma's templates require alternating turns; consecutive same-role messages become one turn."""
+    merged: list[Message] = []
+    for message in messages:
+        if merged and merged[-1].role == message.role and message.role in ("user", "assistant"):
+            previous = merged[-1]
+            joined = previous.parts + (_separator(),) + message.parts
+            merged[-1] = Message(role=message.role, parts=joined)
+        else:
+            merged.append(message)
+    return merged
+
+
+def _separator():
+    from edge.runtime.request import TextPart
+
+    return TextPart("\n\n")

@@ -1,0 +1,1 @@
+"""Owns llama.cpp: model loading, the generation core, sampling and (later) images."""

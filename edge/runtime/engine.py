@@ -1,0 +1,297 @@
+"""The generation core: one path from an internal request to a stream of typed events.
+
+``prepare`` renders and tokenizes (thread-safe, so it runs before the first byte is sent and any
+context-length error is a clean 400); ``generate`` evaluates the prompt, reusing the KV cache of the
+longest prefix shared with the previous request, then samples token by token. One request owns
+the context at a time; the server queues the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from llama_cpp import _internals
+
+from edge.errors import ContextLengthExceededError, EngineError
+from edge.formats import chat_format_for
+from edge.formats.base import ChatFormat, Piece
+from edge.runtime import llama
+from edge.runtime.events import Event, Finish, TextDelta, TokenLogprob, TopLogprob, Usage
+from edge.runtime.request import MAX_OUTPUT_TOKENS, GenerationRequest
+from edge.runtime.sampling import build_sampler, is_control_token, is_end_of_generation, resolve_seed
+from edge.runtime.sources import ModelFiles
+from edge.runtime.text import StopMatcher, Utf8Stream
+
+log = logging.getLogger("edge.runtime")
+
+
+class ContextTooLargeError(ValueError):
+    """The operator asked for a context window beyond what the model was trained for."""
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    ctx_size: int = 8192
+    batch_size: int = 512
+    threads: int = 2
+    kv_type: str = "f16"
+    prefix_cache: bool = True
+    load: llama.LoadOptions = llama.LoadOptions()
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    id: str
+    path: Path
+    mmproj: Path | None
+    origin: str
+    architecture: str
+    chat_format: str
+    n_ctx: int
+    n_ctx_train: int
+    n_params: int
+    size_bytes: int
+    description: str
+    created: int
+    metadata: dict[str, str] = field(repr=False, default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PreparedPrompt:
+    request: GenerationRequest
+    tokens: tuple[int, ...]
+    max_tokens: int
+    seed: int
+
+
+class Engine:
+    def __init__(self, model: _internals.LlamaModel, context: _internals.LlamaContext,
+                 chat_format: ChatFormat, info: ModelInfo, config: EngineConfig):
+        self.model = model
+        self.context = context
+        self.chat_format = chat_format
+        self.info = info
+        self.config = config
+        self._n_vocab = model.n_vocab()
+        self._batch = _internals.LlamaBatch(n_tokens=config.batch_size, embd=0, n_seq_max=1, verbose=False)
+        self._cached: list[int] = []  # tokens whose keys/values are in the cache, position = index
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, files: ModelFiles, config: EngineConfig, model_id: str | None = None) -> "Engine":
+        llama.quiet_llama_logs()
+        model = llama.load_model(files.model, config.load)
+        metadata = model.metadata()
+        architecture = metadata.get("general.architecture", "unknown")
+        chat_format = chat_format_for(architecture, metadata.get("tokenizer.chat_template"))
+        if config.ctx_size > model.n_ctx_train():
+            raise ContextTooLargeError(
+                f"--ctx-size {config.ctx_size} exceeds the model's trained context of {model.n_ctx_train()} tokens")
+        context = llama.new_context(model, llama.ContextOptions(
+            n_ctx=config.ctx_size, n_batch=config.batch_size, n_threads=config.threads, kv_type=config.kv_type))
+        info = ModelInfo(
+            id=model_id or files.model.stem, path=files.model, mmproj=files.mmproj, origin=files.origin,
+            architecture=architecture, chat_format=chat_format.name, n_ctx=context.n_ctx(),
+            n_ctx_train=model.n_ctx_train(), n_params=model.n_params(), size_bytes=model.size(),
+            description=model.desc(), created=int(files.model.stat().st_mtime), metadata=metadata)
+        return cls(model, context, chat_format, info, config)
+
+    def close(self) -> None:
+        with self._lock:
+            self._batch.close()
+            self.context.close()
+            self.model.close()
+
+    # -- preparing ---------------------------------------------------------------------------
+
+    def tokenize_prompt(self, request: GenerationRequest) -> list[int]:
+        segments = self.chat_format.render(request.messages, enable_thinking=request.enable_thinking)
+        tokens: list[int] = []
+        for segment in segments:
+            tokens.extend(llama.tokenize(self.model, segment.text, special=segment.control))
+        return tokens
+
+    def prepare(self, request: GenerationRequest) -> PreparedPrompt:
+        """Render, tokenize and check the context window; raises before anything is generated."""
+        tokens = self.tokenize_prompt(request)
+        max_tokens = self._output_budget(len(tokens), request.max_tokens)
+        return PreparedPrompt(request, tuple(tokens), max_tokens, resolve_seed(request.sampling.seed))
+
+    def _output_budget(self, prompt_tokens: int, requested: int | None) -> int:
+        n_ctx = self.info.n_ctx
+        if requested is None:
+            if prompt_tokens >= n_ctx:
+                raise ContextLengthExceededError(
+                    f"This model's maximum context length is {n_ctx} tokens. However, your messages "
+                    f"resulted in {prompt_tokens} tokens. Please reduce the length of the messages.",
+                    param="messages")
+            return min(MAX_OUTPUT_TOKENS, n_ctx - prompt_tokens)
+        if prompt_tokens + requested > n_ctx:
+            raise ContextLengthExceededError(
+                f"This model's maximum context length is {n_ctx} tokens. However, you requested "
+                f"{prompt_tokens + requested} tokens ({prompt_tokens} in the messages, {requested} in "
+                "the completion). Please reduce the length of the messages or completion.",
+                param="messages")
+        return requested
+
+    # -- generating --------------------------------------------------------------------------
+
+    def generate(self, prepared: PreparedPrompt, cancelled: threading.Event | None = None) -> Iterator[Event]:
+        """Yield text deltas, then exactly one Finish. Callers in other threads wait their turn."""
+        with self._lock:
+            try:
+                yield from _Generation(self, prepared, cancelled or threading.Event()).run()
+            except RuntimeError as exc:
+                self._forget_cache()
+                raise EngineError(f"llama.cpp failed during generation: {exc}") from exc
+
+    def evaluate(self, tokens: list[int], start: int) -> None:
+        llama.decode_tokens(self.context, self._batch, tokens, start, self.config.batch_size)
+        self._cached[start:] = tokens
+
+    def reuse_prefix(self, tokens: tuple[int, ...], allowed: bool) -> int:
+        """Keep the cached keys/values of the longest common prefix; returns how many tokens to skip.
+
+        Seeded requests start from an empty cache: batch shapes then match a cold run exactly,
+        so the same seed gives bit-identical logits and the same text."""
+        if not allowed:
+            self._forget_cache()
+            return 0
+        common = 0
+        for cached, wanted in zip(self._cached, tokens):
+            if cached != wanted:
+                break
+            common += 1
+        common = min(common, len(tokens) - 1)  # the last prompt token is re-evaluated for its logits
+        if common < len(self._cached) and not self.context.kv_cache_seq_rm(0, common, -1):
+            self._forget_cache()
+            return 0
+        del self._cached[common:]
+        return common
+
+    @property
+    def cached_length(self) -> int:
+        return len(self._cached)
+
+    def _forget_cache(self) -> None:
+        self.context.kv_cache_clear()
+        self._cached.clear()
+
+    def token_logprob(self, token: int, top_n: int) -> TokenLogprob:
+        logits = llama.logits_row(self.context, self._n_vocab).astype(np.float64)
+        peak = logits.max()
+        log_normalizer = peak + np.log(np.exp(logits - peak).sum())
+        top: tuple[TopLogprob, ...] = ()
+        if top_n:
+            best = np.argpartition(logits, -top_n)[-top_n:]
+            best = best[np.argsort(-logits[best])]
+            top = tuple(self._top_entry(int(i), float(logits[i] - log_normalizer)) for i in best)
+        piece = llama.token_piece(self.model, token, special=True)
+        return TokenLogprob(_display(piece), tuple(piece), float(logits[token] - log_normalizer), top)
+
+    def _top_entry(self, token: int, logprob: float) -> TopLogprob:
+        piece = llama.token_piece(self.model, token, special=True)
+        return TopLogprob(_display(piece), tuple(piece), logprob)
+
+
+def _display(piece: bytes) -> str:
+    return piece.decode("utf-8", errors="replace")
+
+
+class _Generation:
+    """The state of one request's decoding loop."""
+
+    def __init__(self, engine: Engine, prepared: PreparedPrompt, cancelled: threading.Event):
+        self.engine = engine
+        self.prepared = prepared
+        self.request = prepared.request
+        self.cancelled = cancelled
+        self.parser = engine.chat_format.new_parser()
+        self.utf8 = Utf8Stream()
+        self.stops = StopMatcher(self.request.stop)
+        self.pending_logprobs: list[TokenLogprob] = []
+        self.completion_tokens = 0
+
+    def run(self) -> Iterator[Event]:
+        started = time.perf_counter()
+        prompt = self.prepared.tokens
+        engine = self.engine
+        reused = engine.reuse_prefix(prompt, allowed=engine.config.prefix_cache and self.request.sampling.seed is None)
+        engine.evaluate(list(prompt[reused:]), reused)
+        prompt_done = time.perf_counter()
+        reason, stop_sequence = yield from self._sample_loop()
+        if reason != "stop" or stop_sequence is None:
+            yield from self._flush()
+        finished = time.perf_counter()
+        usage = Usage(len(prompt), self.completion_tokens, cached_prompt_tokens=reused)
+        yield Finish(reason, usage, stop_sequence, _timings(started, prompt_done, finished,
+                                                               len(prompt) - reused, self.completion_tokens))
+
+    def _sample_loop(self) -> Iterator[Event]:
+        engine = self.engine
+        sampler = build_sampler(engine.model, self.request.sampling, self.prepared.seed, engine.info.n_ctx)
+        try:
+            for step in range(self.prepared.max_tokens):
+                if self.cancelled.is_set():
+                    return "cancelled", None
+                token = sampler.sample(engine.context, -1)
+                self.completion_tokens += 1
+                if is_end_of_generation(engine.model, token):
+                    return "stop", None
+                if self.request.logprobs:
+                    self.pending_logprobs.append(engine.token_logprob(token, self.request.top_logprobs))
+                stop_sequence = yield from self._emit(self._piece(token))
+                if stop_sequence is not None:
+                    return "stop", stop_sequence
+                if step + 1 < self.prepared.max_tokens:
+                    engine.evaluate([token], engine.cached_length)
+            return "length", None
+        finally:
+            sampler.close()
+
+    def _piece(self, token: int) -> Piece:
+        engine = self.engine
+        if is_control_token(engine.model, token):
+            return Piece(llama.token_piece(engine.model, token, special=True).decode("utf-8", "replace"), True)
+        return Piece(self.utf8.feed(llama.token_piece(engine.model, token, special=False)), False)
+
+    def _emit(self, piece: Piece) -> Iterator[Event]:
+        """Parse one piece and pass its text through the stop matcher; returns a matched stop sequence."""
+        for parsed in self.parser.feed(piece):
+            scan = self.stops.feed(parsed.text)
+            if scan.emit:
+                yield TextDelta(scan.emit, self._take_logprobs())
+            if scan.stopped:
+                return scan.sequence
+        return None
+
+    def _flush(self) -> Iterator[Event]:
+        tail = self.utf8.flush()
+        texts = [parsed.text for parsed in self.parser.feed(Piece(tail, False))] if tail else []
+        texts += [parsed.text for parsed in self.parser.finish()]
+        remaining = "".join(self.stops.feed(text).emit for text in texts) + self.stops.flush()
+        if remaining or self.pending_logprobs:
+            yield TextDelta(remaining, self._take_logprobs())
+
+    def _take_logprobs(self) -> tuple[TokenLogprob, ...]:
+        taken = tuple(self.pending_logprobs)
+        self.pending_logprobs.clear()
+        return taken
+
+
+def _timings(started: float, prompt_done: float, finished: float, evaluated: int, generated: int) -> dict[str, float]:
+    prompt_seconds = prompt_done - started
+    decode_seconds = finished - prompt_done
+    return {
+        "prompt_ms": prompt_seconds * 1000,
+        "prompt_tokens_evaluated": float(evaluated),
+        "decode_ms": decode_seconds * 1000,
+        "decode_tokens_per_second": generated / decode_seconds if decode_seconds > 0 and generated else 0.0,
+    }
+

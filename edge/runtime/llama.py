@@ -1,0 +1,152 @@
+"""Thin, explicit access to llama.cpp: loading a model, making a context, evaluating tokens.
+
+Everything that touches llama.cpp's C structs for loading lives here so that the AMX policy
+(hardware.py) is applied on every load path: the server, the CLI, the converter's checks, the tests.
+The high-level ``llama_cpp.Llama`` class is not used: it owns seeding and prefix reuse in ways the
+engine must control itself (../shared/GEMMA4.md).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import llama_cpp
+from llama_cpp import _internals
+
+from edge.runtime.hardware import ExtraBuffers, extra_buffers_decision
+
+log = logging.getLogger("edge.runtime")
+
+# KV cache element types the operator may choose (GEMMA4.md: q8_0 is nearly free, q4_0 was catastrophic)
+KV_CACHE_TYPES = {
+    "f32": llama_cpp.GGML_TYPE_F32,
+    "f16": llama_cpp.GGML_TYPE_F16,
+    "q8_0": llama_cpp.GGML_TYPE_Q8_0,
+}
+
+
+class ModelLoadError(RuntimeError):
+    """llama.cpp refused the file: not a GGUF, an unknown architecture, or truncated."""
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    n_gpu_layers: int = 0
+    extra_buffers: ExtraBuffers = ExtraBuffers.AUTO
+    use_mmap: bool = True
+
+
+@dataclass(frozen=True)
+class ContextOptions:
+    n_ctx: int = 8192
+    n_batch: int = 512
+    n_threads: int = 2
+    kv_type: str = "f16"
+    n_seq_max: int = 1
+
+
+def quiet_llama_logs(enabled: bool = True) -> None:
+    """llama.cpp logs every load at INFO to stderr; keep only its errors unless asked otherwise."""
+    from llama_cpp import _logger
+
+    _logger.set_verbose(not enabled)
+
+
+def load_model(path: str | Path, options: LoadOptions = LoadOptions()) -> _internals.LlamaModel:
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadError(f"model file not found: {path}")
+    decision = extra_buffers_decision(options.extra_buffers)
+    log.info("weight repacking (extra buffer types) %s: %s",
+             "on" if decision.enabled else "off", decision.reason)
+    params = llama_cpp.llama_model_default_params()
+    params.n_gpu_layers = options.n_gpu_layers
+    params.use_mmap = options.use_mmap
+    params.use_extra_bufts = decision.enabled
+    try:
+        return _internals.LlamaModel(path_model=str(path), params=params, verbose=False)
+    except ValueError as exc:
+        raise ModelLoadError(f"llama.cpp could not load {path}: is it a complete GGUF file?") from exc
+
+
+def new_context(model: _internals.LlamaModel, options: ContextOptions) -> _internals.LlamaContext:
+    params = llama_cpp.llama_context_default_params()
+    params.n_ctx = options.n_ctx
+    params.n_batch = options.n_batch
+    params.n_ubatch = options.n_batch
+    params.n_threads = options.n_threads
+    params.n_threads_batch = options.n_threads
+    params.n_seq_max = options.n_seq_max
+    params.type_k = KV_CACHE_TYPES[options.kv_type]
+    params.type_v = KV_CACHE_TYPES[options.kv_type]
+    # A full-size sliding-window cache keeps every position, so a cached prefix can be trimmed and
+    # reused; the pruned default cannot roll back past the window.
+    params.swa_full = True
+    params.no_perf = True
+    try:
+        return _internals.LlamaContext(model=model, params=params, verbose=False)
+    except ValueError as exc:
+        raise ModelLoadError(f"llama.cpp could not create a context of {options.n_ctx} tokens") from exc
+
+
+def token_piece(model: _internals.LlamaModel, token: int, special: bool) -> bytes:
+    """The bytes of one token; control tokens render as their text only when ``special``."""
+    buffer = ctypes.create_string_buffer(64)
+    length = llama_cpp.llama_token_to_piece(model.vocab, token, buffer, len(buffer), 0, special)
+    if length < 0:
+        buffer = ctypes.create_string_buffer(-length)
+        length = llama_cpp.llama_token_to_piece(model.vocab, token, buffer, len(buffer), 0, special)
+    return buffer.raw[:length]
+
+
+def tokenize(model: _internals.LlamaModel, text: str, *, special: bool, add_bos: bool = False) -> list[int]:
+    """``special`` parses control-token text (``<start_of_turn>``) as control tokens; user text never."""
+    return model.tokenize(text.encode("utf-8"), add_bos, special)
+
+
+def decode_tokens(context: _internals.LlamaContext, batch: _internals.LlamaBatch,
+                  tokens: list[int], start_pos: int, n_batch: int, *, all_logits: bool = False,
+                  seq_id: int = 0) -> None:
+    """Feed ``tokens`` at positions ``start_pos..`` in chunks of ``n_batch``.
+
+    Only the last token's logits are kept unless ``all_logits`` (parity tests, perplexity)."""
+    for chunk_start in range(0, len(tokens), n_batch):
+        chunk = tokens[chunk_start:chunk_start + n_batch]
+        is_last_chunk = chunk_start + n_batch >= len(tokens)
+        batch.reset()
+        for offset, token in enumerate(chunk):
+            index = batch.batch.n_tokens
+            batch.batch.token[index] = token
+            batch.batch.pos[index] = start_pos + chunk_start + offset
+            batch.batch.n_seq_id[index] = 1
+            batch.batch.seq_id[index][0] = seq_id
+            batch.batch.logits[index] = all_logits or (is_last_chunk and offset == len(chunk) - 1)
+            batch.batch.n_tokens += 1
+        context.decode(batch)
+
+
+def logits_row(context: _internals.LlamaContext, n_vocab: int, index: int = -1) -> np.ndarray:
+    """A float32 view of one output row's logits (valid until the next decode)."""
+    pointer = llama_cpp.llama_get_logits_ith(context.ctx, index)
+    return np.ctypeslib.as_array(pointer, shape=(n_vocab,))
+
+
+def prompt_logits(model: _internals.LlamaModel, context: _internals.LlamaContext,
+                  tokens: list[int], n_batch: int = 512) -> np.ndarray:
+    """Next-token logits at every position of ``tokens``, evaluated from an empty cache.
+
+    Used by parity tests and quality benchmarks; returns an (n_tokens, n_vocab) float32 array."""
+    context.kv_cache_clear()
+    n_vocab = model.n_vocab()
+    batch = _internals.LlamaBatch(n_tokens=n_batch, embd=0, n_seq_max=1, verbose=False)
+    rows = []
+    for chunk_start in range(0, len(tokens), n_batch):
+        chunk = tokens[chunk_start:chunk_start + n_batch]
+        decode_tokens(context, batch, chunk, chunk_start, n_batch, all_logits=True)
+        rows.extend(logits_row(context, n_vocab, i).copy() for i in range(len(chunk)))
+    return np.stack(rows)

@@ -1,0 +1,79 @@
+"""The internal request every wire dialect translates into: one conversation, one set of limits.
+
+Validation of ranges happens in the dialect's protocol models (they know the parameter names the
+client used); these dataclasses only describe a request that is already valid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+# Sampling defaults and ranges of the hosted API we match (issue 2); protocol models import these.
+DEFAULT_TEMPERATURE = 0.7
+DEFAULT_TOP_P = 0.95
+MAX_OUTPUT_TOKENS = 4096
+MAX_SEED = 2_147_483_647
+MAX_TOP_LOGPROBS = 20
+
+
+@dataclass(frozen=True)
+class TextPart:
+    text: str
+
+
+@dataclass(frozen=True)
+class ImagePart:
+    """A decoded, validated RGB image (bytes of a PNG re-encoding) and its token budget hint."""
+
+    png_bytes: bytes
+    detail: str = "auto"
+
+
+ContentPart = Union[TextPart, ImagePart]
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Role
+    parts: tuple[ContentPart, ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    reasoning: str | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(part.text for part in self.parts if isinstance(part, TextPart))
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float = DEFAULT_TEMPERATURE
+    top_p: float = DEFAULT_TOP_P
+    min_p: float = 0.0
+    top_k: int = 0  # 0: off
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    repetition_penalty: float = 1.0
+    seed: int | None = None
+    logit_bias: dict[int, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    messages: tuple[Message, ...]
+    sampling: SamplingParams = SamplingParams()
+    max_tokens: int | None = None  # None: up to MAX_OUTPUT_TOKENS, bounded by the context window
+    stop: tuple[str, ...] = ()
+    logprobs: bool = False
+    top_logprobs: int = 0
+    enable_thinking: bool = False

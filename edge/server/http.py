@@ -1,0 +1,53 @@
+"""Request bodies and SSE framing, shared by every route."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, AsyncIterator
+
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+
+from edge.api.validation import parse_json_body
+from edge.errors import EdgeError, EngineError, PayloadTooLargeError
+
+log = logging.getLogger("edge.server")
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """The body as JSON, refusing more than ``limit`` bytes before reading them all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"the request body is {declared} bytes; the limit is {limit} bytes")
+    chunks = []
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise PayloadTooLargeError(f"the request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return parse_json_body(b"".join(chunks))
+
+
+def sse_data(payload: Any) -> str:
+    return f"data: {json.dumps(payload, ensure_ascii=False, separators=(',', ':'))}\n\n"
+
+
+def sse_response(frames: AsyncIterator[str]) -> StreamingResponse:
+    return StreamingResponse(frames, media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+async def openai_sse(chunks: AsyncIterator[dict[str, Any]], error_json) -> AsyncIterator[str]:
+    """OpenAI-style SSE: ``data:`` frames, an error frame if generation fails, then ``[DONE]``."""
+    try:
+        async for chunk in chunks:
+            yield sse_data(chunk)
+    except EdgeError as error:
+        yield sse_data(error_json(error))
+    except Exception as error:  # noqa: BLE001 - headers are sent; the client gets an error frame
+        log.exception("generation failed after streaming began")
+        yield sse_data(error_json(EngineError(f"generation failed: {type(error).__name__}")))
+    yield "data: [DONE]\n\n"

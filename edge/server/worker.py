@@ -1,0 +1,64 @@
+"""Runs the blocking generation core off the event loop, one request at a time, in arrival order.
+
+A single worker thread owns the llama.cpp context; requests wait in its queue. Events cross back to
+the event loop through an asyncio queue. When the client goes away the consumer stops, and the
+generation loop sees the cancel flag before its next token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import AsyncIterator
+
+from edge.runtime.engine import Engine, PreparedPrompt
+from edge.runtime.events import Event
+from edge.runtime.request import GenerationRequest
+
+_END = object()
+
+
+class _Failure:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+class GenerationWorker:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-generate")
+
+    async def prepare(self, request: GenerationRequest) -> PreparedPrompt:
+        """Tokenizing is thread-safe and may run beside a generation in progress."""
+        return await asyncio.to_thread(self.engine.prepare, request)
+
+    async def stream(self, prepared: PreparedPrompt) -> AsyncIterator[Event]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[object] = asyncio.Queue()
+        cancelled = threading.Event()
+
+        def produce() -> None:
+            try:
+                if cancelled.is_set():
+                    return  # the client left while this request was still queued
+                for event in self.engine.generate(prepared, cancelled):
+                    loop.call_soon_threadsafe(queue.put_nowait, event)
+            except BaseException as error:  # noqa: BLE001 - handed to the consumer, re-raised there
+                loop.call_soon_threadsafe(queue.put_nowait, _Failure(error))
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, _END)
+
+        future = loop.run_in_executor(self._executor, produce)
+        try:
+            while (item := await queue.get()) is not _END:
+                if isinstance(item, _Failure):
+                    raise item.error
+                yield item  # type: ignore[misc]
+        finally:
+            cancelled.set()
+            if future.done():
+                future.result()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
