@@ -27,6 +27,7 @@ def describe(engine: Engine) -> dict[str, Any]:
             "chat_format": info.chat_format, "parameters": info.n_params, "size_bytes": info.size_bytes,
             "context_trained": info.n_ctx_train, "context_served": info.n_ctx,
             "has_chat_template": "tokenizer.chat_template" in info.metadata,
+            "weight_buffers_mib": info.weight_buffers,
             "metadata": {key: info.metadata[key] for key in _METADATA_KEYS if key in info.metadata},
         },
         "runtime": {"threads": engine.config.threads, "batch_size": engine.config.batch_size,

@@ -60,6 +60,7 @@ class ModelInfo:
     description: str
     created: int
     metadata: dict[str, str] = field(repr=False, default_factory=dict)
+    weight_buffers: dict[str, float] = field(default_factory=dict)  # llama.cpp buffer type -> MiB
 
 
 @dataclass(frozen=True)
@@ -85,8 +86,9 @@ class Engine:
 
     @classmethod
     def load(cls, files: ModelFiles, config: EngineConfig, model_id: str | None = None) -> "Engine":
-        llama.quiet_llama_logs()
-        model = llama.load_model(files.model, config.load)
+        with llama.captured_llama_log() as load_log:
+            model = llama.load_model(files.model, config.load)
+        weight_buffers = llama.weight_buffers_from_log(load_log)
         metadata = model.metadata()
         architecture = metadata.get("general.architecture", "unknown")
         chat_format = chat_format_for(architecture, metadata.get("tokenizer.chat_template"))
@@ -99,7 +101,8 @@ class Engine:
             id=model_id or files.model.stem, path=files.model, mmproj=files.mmproj, origin=files.origin,
             architecture=architecture, chat_format=chat_format.name, n_ctx=context.n_ctx(),
             n_ctx_train=model.n_ctx_train(), n_params=model.n_params(), size_bytes=model.size(),
-            description=model.desc(), created=int(files.model.stat().st_mtime), metadata=metadata)
+            description=model.desc(), created=int(files.model.stat().st_mtime), metadata=metadata,
+            weight_buffers=weight_buffers)
         return cls(model, context, chat_format, info, config)
 
     def close(self) -> None:

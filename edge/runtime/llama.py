@@ -8,10 +8,12 @@ engine must control itself (../shared/GEMMA4.md).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -50,11 +52,39 @@ class ContextOptions:
     n_seq_max: int = 1
 
 
-def quiet_llama_logs(enabled: bool = True) -> None:
-    """llama.cpp logs every load at INFO to stderr; keep only its errors unless asked otherwise."""
-    from llama_cpp import _logger
+# ggml_log_level (DEBUG=1 INFO=2 WARN=3 ERROR=4) -> Python level; llama.cpp INFO chatter becomes DEBUG,
+# its warnings INFO (they are notes like "using full-size SWA cache", not problems of ours)
+_LOG_LEVELS = {1: logging.DEBUG, 2: logging.DEBUG, 3: logging.INFO, 4: logging.ERROR}
+_llama_log = logging.getLogger("llama.cpp")
+_log_state = {"level": logging.DEBUG}
+_log_captures: list[list[str]] = []
 
-    _logger.set_verbose(not enabled)
+
+@llama_cpp.llama_log_callback
+def _route_llama_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+    if level != 5:  # GGML_LOG_LEVEL_CONT continues the previous message at its level
+        _log_state["level"] = _LOG_LEVELS.get(level, logging.DEBUG)
+    line = text.decode("utf-8", errors="replace").rstrip("\n")
+    for capture in _log_captures:
+        capture.append(line)
+    if line:
+        _llama_log.log(_log_state["level"], "%s", line)
+
+
+def route_llama_logs() -> None:
+    """Send llama.cpp's log into Python logging (logger ``llama.cpp``) instead of raw stderr."""
+    llama_cpp.llama_log_set(_route_llama_log, ctypes.c_void_p(0))
+
+
+@contextlib.contextmanager
+def captured_llama_log() -> Iterator[list[str]]:
+    """Collect what llama.cpp logs inside the block (e.g. which weight buffers a load used)."""
+    lines: list[str] = []
+    _log_captures.append(lines)
+    try:
+        yield lines
+    finally:
+        _log_captures.remove(lines)
 
 
 def load_model(path: str | Path, options: LoadOptions = LoadOptions()) -> _internals.LlamaModel:
@@ -68,10 +98,21 @@ def load_model(path: str | Path, options: LoadOptions = LoadOptions()) -> _inter
     params.n_gpu_layers = options.n_gpu_layers
     params.use_mmap = options.use_mmap
     params.use_extra_bufts = decision.enabled
+    route_llama_logs()
     try:
         return _internals.LlamaModel(path_model=str(path), params=params, verbose=False)
     except ValueError as exc:
         raise ModelLoadError(f"llama.cpp could not load {path}: is it a complete GGUF file?") from exc
+
+
+def weight_buffers_from_log(lines: list[str]) -> dict[str, float]:
+    """Buffer type -> MiB, as llama.cpp reports while loading (``CPU_REPACK model buffer size = 12.66 MiB``)."""
+    buffers = {}
+    for line in lines:
+        if "model buffer size" in line:
+            name = line.split(":", 1)[-1].split("model buffer size")[0].strip()
+            buffers[name] = float(line.rsplit("=", 1)[-1].replace("MiB", "").strip())
+    return buffers
 
 
 def new_context(model: _internals.LlamaModel, options: ContextOptions) -> _internals.LlamaContext:
