@@ -76,7 +76,9 @@ def demo_server(tmp_path_factory, demo_model_path) -> RunningServer:
     server = start_server([], tmp_path_factory.mktemp("demo-server") / "server.log")
     yield server
     stop_server(server)
-    assert server.process.returncode == 0, f"server did not shut down cleanly:\n{server.log()}"
+    # uvicorn re-raises the SIGTERM it handled once shutdown is complete, so -15 is a clean exit
+    assert server.process.returncode in (0, -15), server.log()
+    assert "Application shutdown complete" in server.log()
 
 
 @pytest.fixture(scope="session")
