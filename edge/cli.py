@@ -66,17 +66,22 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(handler=run_info)
 
-    _add_convert_commands(commands)
+    from edge.convert.cli import add_convert_command, add_quantize_command
+
+    add_convert_command(commands)
+    add_quantize_command(commands)
+    _add_bench_command(commands)
     return parser
 
 
-def _add_convert_commands(commands: argparse._SubParsersAction) -> None:
+def _add_bench_command(commands: argparse._SubParsersAction) -> None:
     try:
-        from edge.convert.cli import add_convert_command, add_quantize_command
-    except ImportError:
-        return
-    add_convert_command(commands)
-    add_quantize_command(commands)
+        from edge.bench.cli import add_bench_command
+    except ModuleNotFoundError as missing:
+        if missing.name and missing.name.startswith("edge.bench"):
+            return  # the benchmarking harness is not part of this install
+        raise
+    add_bench_command(commands)
 
 
 def _configure_logging(level: str) -> None:
