@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.convert.chat_template import GEMMA4_CHAT_TEMPLATE
+from edge.formats.gemma4_template import GEMMA4_CHAT_TEMPLATE
 from edge.convert.safetensors_io import save_tensors
 
 SEED = 20260417

@@ -80,7 +80,7 @@ def _chat_template(checkpoint: Checkpoint) -> str | None:
     template = config.get("chat_template")
     if isinstance(template, str):
         return template
-    from edge.convert.chat_template import GEMMA4_CHAT_TEMPLATE
+    from edge.formats.gemma4_template import GEMMA4_CHAT_TEMPLATE
 
     return GEMMA4_CHAT_TEMPLATE
 
