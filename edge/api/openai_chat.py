@@ -5,6 +5,7 @@ Field names and shapes follow the ``openai`` package's ``types/chat`` definition
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Any, AsyncIterator, Literal, Optional, Union
@@ -14,16 +15,16 @@ from pydantic import Field, model_validator
 from edge.api.validation import WireModel
 from edge.errors import InvalidRequestError, UnsupportedFeatureError
 from edge.formats.base import ChatFormat
-from edge.runtime.events import Event, Finish, TextDelta, TokenLogprob
+from edge.runtime.events import Event, Finish, ReasoningDelta, TextDelta, TokenLogprob, ToolCallDelta
 from edge.runtime.request import (
     DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MAX_OUTPUT_TOKENS, MAX_SEED, MAX_TOP_LOGPROBS,
-    GenerationRequest, Message, SamplingParams, TextPart,
+    GenerationRequest, Message, ResponseFormat, SamplingParams, TextPart, ToolCall, ToolChoice, ToolSpec,
 )
 
 MAX_STOP_SEQUENCES = 4
 
 # engine finish reason -> OpenAI chat finish_reason
-FINISH_REASONS = {"stop": "stop", "length": "length", "cancelled": "stop"}
+FINISH_REASONS = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "cancelled": "stop"}
 
 
 class TextContentPart(WireModel):
@@ -79,6 +80,47 @@ class ResponseFormatText(WireModel):
     type: Literal["text"]
 
 
+class ResponseFormatJsonObject(WireModel):
+    type: Literal["json_object"]
+
+
+class JsonSchemaSpec(WireModel):
+    name: str = Field(min_length=1, max_length=64)
+    schema_: Optional[dict[str, Any]] = Field(None, alias="schema")
+    description: Optional[str] = None
+    strict: Optional[bool] = None
+
+
+class ResponseFormatJsonSchema(WireModel):
+    type: Literal["json_schema"]
+    json_schema: JsonSchemaSpec
+
+
+class FunctionDefinition(WireModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
+    description: Optional[str] = None
+    parameters: Optional[dict[str, Any]] = None
+    strict: Optional[bool] = None
+
+
+class ToolDefinition(WireModel):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class NamedFunction(WireModel):
+    name: str
+
+
+class NamedToolChoice(WireModel):
+    type: Literal["function"]
+    function: NamedFunction
+
+
+class ChatTemplateKwargs(WireModel):
+    enable_thinking: Optional[bool] = None
+
+
 class ChatCompletionRequest(WireModel):
     model: str
     messages: list[ChatMessage] = Field(min_length=1)
@@ -99,10 +141,15 @@ class ChatCompletionRequest(WireModel):
     n: int = 1
     stream: bool = False
     stream_options: Optional[StreamOptions] = None
-    response_format: Optional[ResponseFormatText] = None
-    tools: Optional[list[dict[str, Any]]] = None
-    tool_choice: Union[str, dict[str, Any], None] = None
+    response_format: Union[ResponseFormatText, ResponseFormatJsonObject, ResponseFormatJsonSchema, None] = None
+    tools: Optional[list[ToolDefinition]] = None
+    tool_choice: Union[Literal["none", "auto", "required"], NamedToolChoice, None] = None
     parallel_tool_calls: Optional[bool] = None
+    # thinking: enable_thinking (extension, as in vLLM/llama.cpp) wins over reasoning_effort
+    enable_thinking: Optional[bool] = None
+    chat_template_kwargs: Optional[ChatTemplateKwargs] = None
+    reasoning_effort: Optional[Literal["none", "minimal", "low", "medium", "high"]] = None
+    thinking_budget: Optional[int] = Field(None, ge=0, le=MAX_OUTPUT_TOKENS)
     # accepted because they do not change what is generated
     user: Optional[str] = None
     metadata: Optional[dict[str, str]] = None
@@ -147,20 +194,74 @@ def _check_logit_bias(logit_bias: Optional[dict[str, float]]) -> None:
 # -- request translation -------------------------------------------------------------------------
 
 def to_generation_request(chat: ChatCompletionRequest, chat_format: ChatFormat, n_vocab: int) -> GenerationRequest:
-    if chat.tools and not chat_format.supports_tools:
-        raise UnsupportedFeatureError(
-            f"this model's turn format ({chat_format.name}) has no tool-call tokens; tools are not supported",
-            param="tools")
-    if chat.tool_choice is not None and not chat.tools:
-        raise InvalidRequestError("tool_choice needs tools", param="tool_choice")
+    tools = _tools(chat, chat_format)
     return GenerationRequest(
-        messages=tuple(_message(message, index) for index, message in enumerate(chat.messages)),
+        messages=tuple(_message(message, index, chat_format) for index, message in enumerate(chat.messages)),
         sampling=_sampling(chat, n_vocab),
         max_tokens=chat.max_completion_tokens or chat.max_tokens,
         stop=(chat.stop,) if isinstance(chat.stop, str) else tuple(chat.stop or ()),
         logprobs=chat.logprobs,
         top_logprobs=chat.top_logprobs or 0,
+        enable_thinking=_thinking(chat, chat_format),
+        thinking_budget=chat.thinking_budget,
+        tools=tools,
+        tool_choice=_tool_choice(chat.tool_choice, tools),
+        parallel_tool_calls=True if chat.parallel_tool_calls is None else chat.parallel_tool_calls,
+        response_format=_response_format(chat.response_format),
     )
+
+
+def _thinking(chat: ChatCompletionRequest, chat_format: ChatFormat) -> bool:
+    """enable_thinking (top level or chat_template_kwargs) wins; else reasoning_effort; else the model's default."""
+    explicit = chat.enable_thinking
+    if explicit is None and chat.chat_template_kwargs is not None:
+        explicit = chat.chat_template_kwargs.enable_thinking
+    if explicit is None and chat.reasoning_effort is not None:
+        explicit = chat.reasoning_effort in ("medium", "high")
+    if explicit and not chat_format.supports_thinking:
+        raise UnsupportedFeatureError(f"this model's turn format ({chat_format.name}) has no thinking mode",
+                                      param="enable_thinking")
+    if chat.thinking_budget is not None and not chat_format.supports_thinking:
+        raise UnsupportedFeatureError("this model cannot think, so it has no thinking budget", param="thinking_budget")
+    return chat_format.supports_thinking if explicit is None else explicit
+
+
+def _tools(chat: ChatCompletionRequest, chat_format: ChatFormat) -> tuple[ToolSpec, ...]:
+    if not chat.tools:
+        if chat.tool_choice is not None and chat.tool_choice != "none":
+            raise InvalidRequestError("tool_choice needs tools", param="tool_choice")
+        return ()
+    if not chat_format.supports_tools:
+        raise UnsupportedFeatureError(
+            f"this model's turn format ({chat_format.name}) has no tool-call tokens; tools are not supported",
+            param="tools")
+    names = [tool.function.name for tool in chat.tools]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise InvalidRequestError(f"two tools are named {duplicates[0]!r}", param="tools")
+    return tuple(ToolSpec(tool.function.name, tool.function.description or "",
+                          tool.function.parameters or {"type": "object", "properties": {}})
+                 for tool in chat.tools)
+
+
+def _tool_choice(choice: Union[str, NamedToolChoice, None], tools: tuple[ToolSpec, ...]) -> ToolChoice:
+    if isinstance(choice, NamedToolChoice):
+        if choice.function.name not in {tool.name for tool in tools}:
+            raise InvalidRequestError(f"tool_choice names {choice.function.name!r}, which is not among tools",
+                                      param="tool_choice")
+        return ToolChoice("function", choice.function.name)
+    return ToolChoice(choice or "auto")
+
+
+def _response_format(response_format) -> ResponseFormat:
+    if response_format is None or isinstance(response_format, ResponseFormatText):
+        return ResponseFormat()
+    if isinstance(response_format, ResponseFormatJsonObject):
+        return ResponseFormat("json_object")
+    spec = response_format.json_schema
+    if spec.schema_ is None:
+        raise InvalidRequestError("json_schema needs a schema", param="response_format.json_schema.schema")
+    return ResponseFormat("json_schema", spec.schema_, spec.name)
 
 
 def _sampling(chat: ChatCompletionRequest, n_vocab: int) -> SamplingParams:
@@ -177,12 +278,29 @@ def _sampling(chat: ChatCompletionRequest, n_vocab: int) -> SamplingParams:
         repetition_penalty=chat.repetition_penalty, seed=chat.seed, logit_bias=bias)
 
 
-def _message(message: ChatMessage, index: int) -> Message:
+def _message(message: ChatMessage, index: int, chat_format: ChatFormat) -> Message:
     role = "system" if message.role == "developer" else message.role
-    if message.tool_calls or role == "tool":
+    if (message.tool_calls or role == "tool") and not chat_format.supports_tools:
         raise UnsupportedFeatureError("tool calls and tool results need a model with a tool-call format",
                                       param=f"messages[{index}]")
-    return Message(role=role, parts=_parts(message.content, index))
+    if role == "tool" and not message.tool_call_id:
+        raise InvalidRequestError("a tool message needs tool_call_id", param=f"messages[{index}].tool_call_id")
+    return Message(role=role, parts=_parts(message.content, index), tool_calls=_calls(message, index),
+                   tool_call_id=message.tool_call_id, reasoning=message.reasoning_content, name=message.name)
+
+
+def _calls(message: ChatMessage, index: int) -> tuple[ToolCall, ...]:
+    calls = []
+    for call_index, call in enumerate(message.tool_calls or []):
+        try:
+            arguments = json.loads(call.function.arguments or "{}")
+        except ValueError:
+            arguments = None
+        if not isinstance(arguments, dict):
+            raise InvalidRequestError("tool call arguments must be a JSON object",
+                                      param=f"messages[{index}].tool_calls[{call_index}].function.arguments")
+        calls.append(ToolCall(call.id, call.function.name, arguments))
+    return tuple(calls)
 
 
 def _parts(content: Union[str, list[ContentPart], None], index: int) -> tuple[TextPart, ...]:
@@ -222,6 +340,10 @@ class ChatResponseBuilder:
         async for event in events:
             if isinstance(event, TextDelta):
                 yield self._chunk({"content": event.text}, logprobs=self._logprobs(event.logprobs))
+            elif isinstance(event, ReasoningDelta):
+                yield self._chunk({"reasoning_content": event.text})
+            elif isinstance(event, ToolCallDelta):
+                yield self._chunk({"tool_calls": [{"index": event.index, **_tool_call_json(event)}]})
             elif isinstance(event, Finish):
                 yield self._chunk({}, FINISH_REASONS[event.reason])
                 if self.include_usage:
@@ -231,16 +353,27 @@ class ChatResponseBuilder:
 
     async def completion(self, events: AsyncIterator[Event]) -> dict[str, Any]:
         text: list[str] = []
+        reasoning: list[str] = []
+        calls: list[dict[str, Any]] = []
         token_logprobs: list[TokenLogprob] = []
         finish: Finish | None = None
         async for event in events:
             if isinstance(event, TextDelta):
                 text.append(event.text)
                 token_logprobs.extend(event.logprobs)
+            elif isinstance(event, ReasoningDelta):
+                reasoning.append(event.text)
+            elif isinstance(event, ToolCallDelta):
+                calls.append(_tool_call_json(event))
             elif isinstance(event, Finish):
                 finish = event
         assert finish is not None, "the engine always ends with a Finish event"
-        message = {"role": "assistant", "content": "".join(text), "refusal": None}
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(text) if text or not calls else None,
+                                   "refusal": None}
+        if reasoning:
+            message["reasoning_content"] = "".join(reasoning)
+        if calls:
+            message["tool_calls"] = calls
         choice = {"index": 0, "message": message, "finish_reason": FINISH_REASONS[finish.reason],
                   "logprobs": self._logprobs(tuple(token_logprobs))}
         return {"id": self.id, "object": "chat.completion", "created": self.created, "model": self.model_id,
@@ -250,6 +383,10 @@ class ChatResponseBuilder:
         if not self.logprobs:
             return None
         return {"content": [_logprob_json(entry) for entry in entries], "refusal": None}
+
+
+def _tool_call_json(call: ToolCallDelta) -> dict[str, Any]:
+    return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
 
 
 def _logprob_json(entry: TokenLogprob) -> dict[str, Any]:

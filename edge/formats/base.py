@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence, Union
 
-from edge.runtime.events import TextDelta
-from edge.runtime.request import Message
+from edge.runtime.events import ReasoningDelta, TextDelta, ToolCallDelta
+from edge.runtime.grammar import ANY_JSON_OBJECT, Constraint, SchemaError, json_gbnf
+from edge.runtime.request import GenerationRequest, Message, ToolSpec
 
 
 @dataclass(frozen=True)
@@ -37,11 +38,16 @@ class Piece:
     control: bool
 
 
-ParsedEvent = TextDelta
+ParsedEvent = Union[TextDelta, ReasoningDelta, ToolCallDelta]
 
 
 class OutputParser(ABC):
     """Incremental: ``feed`` each generated piece, ``finish`` once at the end."""
+
+    in_reasoning: bool = False  # inside the thought channel right now
+    can_close_reasoning: bool = False  # inside the thought's text, where closing it is well-formed
+    in_content: bool = True  # what the model writes now is visible content
+    tool_calls: int = 0  # complete tool calls parsed so far
 
     @abstractmethod
     def feed(self, piece: Piece) -> list[ParsedEvent]: ...
@@ -54,13 +60,30 @@ class ChatFormat(ABC):
     name: str
     supports_tools: bool = False
     supports_thinking: bool = False
+    image_placeholder: str | None = None
 
     @abstractmethod
-    def render(self, messages: Sequence[Message], *, enable_thinking: bool = False,
+    def render(self, messages: Sequence[Message], *, tools: Sequence[ToolSpec] = (), enable_thinking: bool = False,
                add_generation_prompt: bool = True) -> list[Segment]: ...
 
     @abstractmethod
-    def new_parser(self) -> OutputParser: ...
+    def new_parser(self, tools: Sequence[ToolSpec] = ()) -> OutputParser: ...
+
+    def banned_tokens(self, request: GenerationRequest) -> tuple[str, ...]:
+        """Control tokens the sampler must never pick for this request."""
+        return ()
+
+    def constraint(self, request: GenerationRequest, token: Callable[[str], int]) -> Constraint | None:
+        """The grammar decoding must follow; plain formats only constrain JSON output."""
+        if request.response_format.kind == "text":
+            return None
+        schema = request.response_format.schema if request.response_format.kind == "json_schema" else ANY_JSON_OBJECT
+        try:
+            return Constraint(json_gbnf(schema))
+        except SchemaError as error:
+            from edge.errors import InvalidRequestError
+
+            raise InvalidRequestError(f"the JSON schema cannot be enforced: {error}", param="response_format") from None
 
 
 class PlainTextParser(OutputParser):

@@ -11,13 +11,13 @@ from typing import Sequence
 
 from edge.errors import InvalidRequestError
 from edge.formats.base import ChatFormat, OutputParser, PlainTextParser, Segment, control, merge_adjacent_roles, text
-from edge.runtime.request import Message
+from edge.runtime.request import Message, ToolSpec
 
 
 class Gemma3Format(ChatFormat):
     name = "gemma3"
 
-    def render(self, messages: Sequence[Message], *, enable_thinking: bool = False,
+    def render(self, messages: Sequence[Message], *, tools: Sequence[ToolSpec] = (), enable_thinking: bool = False,
                add_generation_prompt: bool = True) -> list[Segment]:
         system_text, conversation = _split_system(messages)
         segments = [control("<bos>")]
@@ -36,7 +36,7 @@ class Gemma3Format(ChatFormat):
             segments.append(control("<start_of_turn>model\n"))
         return segments
 
-    def new_parser(self) -> OutputParser:
+    def new_parser(self, tools: Sequence[ToolSpec] = ()) -> OutputParser:
         return PlainTextParser()
 
 

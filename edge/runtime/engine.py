@@ -18,13 +18,17 @@ from typing import Iterator
 import numpy as np
 from llama_cpp import _internals
 
-from edge.errors import ContextLengthExceededError, EngineError
+from edge.errors import ContextLengthExceededError, EngineError, InvalidRequestError
 from edge.formats import chat_format_for
 from edge.formats.base import ChatFormat, Piece
+from edge.formats.gemma4_parser import CHANNEL_CLOSE
 from edge.runtime import llama
 from edge.runtime.events import Event, Finish, TextDelta, TokenLogprob, TopLogprob, Usage
+from edge.runtime.grammar import Constraint
 from edge.runtime.request import MAX_OUTPUT_TOKENS, GenerationRequest
-from edge.runtime.sampling import build_sampler, is_control_token, is_end_of_generation, resolve_seed
+from edge.runtime.sampling import (
+    GrammarCompileError, build_sampler, check_grammar, is_control_token, is_end_of_generation, resolve_seed,
+)
 from edge.runtime.sources import ModelFiles
 from edge.runtime.text import StopMatcher, Utf8Stream
 
@@ -69,6 +73,8 @@ class PreparedPrompt:
     tokens: tuple[int, ...]
     max_tokens: int
     seed: int
+    constraint: Constraint | None = None
+    banned_tokens: tuple[int, ...] = ()
 
 
 class Engine:
@@ -82,6 +88,7 @@ class Engine:
         self._n_vocab = model.n_vocab()
         self._batch = _internals.LlamaBatch(n_tokens=config.batch_size, embd=0, n_seq_max=1, verbose=False)
         self._cached: list[int] = []  # tokens whose keys/values are in the cache, position = index
+        self._control_tokens: dict[str, int] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -114,17 +121,42 @@ class Engine:
     # -- preparing ---------------------------------------------------------------------------
 
     def tokenize_prompt(self, request: GenerationRequest) -> list[int]:
-        segments = self.chat_format.render(request.messages, enable_thinking=request.enable_thinking)
+        segments = self.chat_format.render(request.messages, tools=request.tools,
+                                           enable_thinking=request.enable_thinking)
         tokens: list[int] = []
         for segment in segments:
             tokens.extend(llama.tokenize(self.model, segment.text, special=segment.control))
         return tokens
 
     def prepare(self, request: GenerationRequest) -> PreparedPrompt:
-        """Render, tokenize and check the context window; raises before anything is generated."""
+        """Render, tokenize, compile the grammar and check the context window.
+
+        Everything a request can get wrong surfaces here, before anything is generated."""
         tokens = self.tokenize_prompt(request)
         max_tokens = self._output_budget(len(tokens), request.max_tokens)
-        return PreparedPrompt(request, tuple(tokens), max_tokens, resolve_seed(request.sampling.seed))
+        constraint = self.chat_format.constraint(request, self.control_token)
+        if constraint is not None:
+            self._check_grammar(constraint, request)
+        banned = tuple(self.control_token(text) for text in self.chat_format.banned_tokens(request))
+        return PreparedPrompt(request, tuple(tokens), max_tokens, resolve_seed(request.sampling.seed),
+                              constraint, banned)
+
+    def _check_grammar(self, constraint: Constraint, request: GenerationRequest) -> None:
+        try:
+            check_grammar(self.model, constraint)
+        except GrammarCompileError:
+            param = "response_format" if request.response_format.kind != "text" else "tools"
+            log.error("generated grammar rejected by llama.cpp:\n%s", constraint.gbnf)
+            raise InvalidRequestError("this schema produced a grammar llama.cpp cannot parse", param=param) from None
+
+    def control_token(self, text: str) -> int:
+        """The id of a control token written as text (``<|tool_call>``); it must be a single token."""
+        if text not in self._control_tokens:
+            tokens = llama.tokenize(self.model, text, special=True)
+            if len(tokens) != 1:
+                raise EngineError(f"the model's vocabulary has no single token {text!r}")
+            self._control_tokens[text] = tokens[0]
+        return self._control_tokens[text]
 
     def _output_budget(self, prompt_tokens: int, requested: int | None) -> int:
         n_ctx = self.info.n_ctx
@@ -215,11 +247,12 @@ class _Generation:
         self.prepared = prepared
         self.request = prepared.request
         self.cancelled = cancelled
-        self.parser = engine.chat_format.new_parser()
+        self.parser = engine.chat_format.new_parser(self.request.tools)
         self.utf8 = Utf8Stream()
         self.stops = StopMatcher(self.request.stop)
         self.pending_logprobs: list[TokenLogprob] = []
         self.completion_tokens = 0
+        self.reasoning_tokens = 0
 
     def run(self) -> Iterator[Event]:
         started = time.perf_counter()
@@ -229,27 +262,29 @@ class _Generation:
         engine.evaluate(list(prompt[reused:]), reused)
         prompt_done = time.perf_counter()
         reason, stop_sequence = yield from self._sample_loop()
-        if reason != "stop" or stop_sequence is None:
+        if stop_sequence is None:
             yield from self._flush()
+        if reason == "stop" and self.parser.tool_calls:
+            reason = "tool_calls"
         finished = time.perf_counter()
-        usage = Usage(len(prompt), self.completion_tokens, cached_prompt_tokens=reused)
+        usage = Usage(len(prompt), self.completion_tokens, cached_prompt_tokens=reused,
+                      reasoning_tokens=self.reasoning_tokens)
         yield Finish(reason, usage, stop_sequence, _timings(started, prompt_done, finished,
                                                                len(prompt) - reused, self.completion_tokens))
 
     def _sample_loop(self) -> Iterator[Event]:
         engine = self.engine
-        sampler = build_sampler(engine.model, self.request.sampling, self.prepared.seed, engine.info.n_ctx)
+        sampler = build_sampler(engine.model, self.request.sampling, self.prepared.seed, engine.info.n_ctx,
+                                self.prepared.constraint, self.prepared.banned_tokens)
         try:
             for step in range(self.prepared.max_tokens):
                 if self.cancelled.is_set():
                     return "cancelled", None
-                token = sampler.sample(engine.context, -1)
+                token = self._next_token(sampler)
                 self.completion_tokens += 1
                 if is_end_of_generation(engine.model, token):
                     return "stop", None
-                if self.request.logprobs:
-                    self.pending_logprobs.append(engine.token_logprob(token, self.request.top_logprobs))
-                stop_sequence = yield from self._emit(self._piece(token))
+                stop_sequence = yield from self._consume(token)
                 if stop_sequence is not None:
                     return "stop", stop_sequence
                 if step + 1 < self.prepared.max_tokens:
@@ -258,15 +293,40 @@ class _Generation:
         finally:
             sampler.close()
 
+    def _next_token(self, sampler) -> int:
+        """Sample, unless the thinking budget is spent: then the thought channel is closed for the model."""
+        budget = self.request.thinking_budget
+        if budget is not None and self.parser.can_close_reasoning and self.reasoning_tokens >= budget:
+            token = self.engine.control_token(CHANNEL_CLOSE)
+            sampler.accept(token)
+            return token
+        return sampler.sample(self.engine.context, -1)
+
+    def _consume(self, token: int) -> Iterator[Event]:
+        """Feed one token to the parser; returns a matched stop sequence, if any."""
+        piece = self._piece(token)
+        was_content = self.parser.in_content
+        if self.request.logprobs:
+            self.pending_logprobs.append(self.engine.token_logprob(token, self.request.top_logprobs))
+        if self.parser.in_reasoning:
+            self.reasoning_tokens += 1
+        stop_sequence = yield from self._emit(self.parser.feed(piece))
+        if not (was_content and self.parser.in_content and not piece.control) and self.pending_logprobs:
+            self.pending_logprobs.pop()  # framing and reasoning tokens are not part of the content's logprobs
+        return stop_sequence
+
     def _piece(self, token: int) -> Piece:
         engine = self.engine
         if is_control_token(engine.model, token):
             return Piece(llama.token_piece(engine.model, token, special=True).decode("utf-8", "replace"), True)
         return Piece(self.utf8.feed(llama.token_piece(engine.model, token, special=False)), False)
 
-    def _emit(self, piece: Piece) -> Iterator[Event]:
-        """Parse one piece and pass its text through the stop matcher; returns a matched stop sequence."""
-        for parsed in self.parser.feed(piece):
+    def _emit(self, parsed_events) -> Iterator[Event]:
+        """Content goes through the stop matcher; reasoning and tool calls pass as they are."""
+        for parsed in parsed_events:
+            if not isinstance(parsed, TextDelta):
+                yield parsed
+                continue
             scan = self.stops.feed(parsed.text)
             if scan.emit:
                 yield TextDelta(scan.emit, self._take_logprobs())
@@ -276,11 +336,12 @@ class _Generation:
 
     def _flush(self) -> Iterator[Event]:
         tail = self.utf8.flush()
-        texts = [parsed.text for parsed in self.parser.feed(Piece(tail, False))] if tail else []
-        texts += [parsed.text for parsed in self.parser.finish()]
-        remaining = "".join(self.stops.feed(text).emit for text in texts) + self.stops.flush()
-        if remaining or self.pending_logprobs:
-            yield TextDelta(remaining, self._take_logprobs())
+        parsed = (self.parser.feed(Piece(tail, False)) if tail else []) + self.parser.finish()
+        stop_sequence = yield from self._emit(parsed)
+        if stop_sequence is None:
+            remaining = self.stops.flush()
+            if remaining or self.pending_logprobs:
+                yield TextDelta(remaining, self._take_logprobs())
 
     def _take_logprobs(self) -> tuple[TokenLogprob, ...]:
         taken = tuple(self.pending_logprobs)

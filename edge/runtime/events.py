@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Union
 
-FinishReason = Literal["stop", "length", "cancelled"]
+FinishReason = Literal["stop", "length", "tool_calls", "cancelled"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,23 @@ class TextDelta:
 
 
 @dataclass(frozen=True)
+class ReasoningDelta:
+    """Text of the model's thought channel: never content."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolCallDelta:
+    """One complete tool call; ``arguments`` is a JSON object text typed by the tool's schema."""
+
+    index: int
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
 class Usage:
     prompt_tokens: int
     completion_tokens: int
@@ -50,4 +67,4 @@ class Finish:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-Event = Union[TextDelta, Finish]
+Event = Union[TextDelta, ReasoningDelta, ToolCallDelta, Finish]

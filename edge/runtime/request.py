@@ -49,10 +49,33 @@ class Message:
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     reasoning: str | None = None
+    name: str | None = None  # for a tool result: the function that produced it
 
     @property
     def text(self) -> str:
         return "".join(part.text for part in self.parts if isinstance(part, TextPart))
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ToolChoice:
+    """none | auto | required | a named function (``mode == "function"``, ``name`` set)."""
+
+    mode: Literal["none", "auto", "required", "function"] = "auto"
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class ResponseFormat:
+    kind: Literal["text", "json_object", "json_schema"] = "text"
+    schema: dict[str, Any] | None = None
+    name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,3 +100,8 @@ class GenerationRequest:
     logprobs: bool = False
     top_logprobs: int = 0
     enable_thinking: bool = False
+    thinking_budget: int | None = None  # reasoning tokens after which the thought channel is closed
+    tools: tuple[ToolSpec, ...] = ()
+    tool_choice: ToolChoice = ToolChoice()
+    parallel_tool_calls: bool = True
+    response_format: ResponseFormat = ResponseFormat()

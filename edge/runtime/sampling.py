@@ -12,6 +12,7 @@ import secrets
 import llama_cpp
 from llama_cpp import _internals
 
+from edge.runtime.grammar import Constraint
 from edge.runtime.request import MAX_SEED, SamplingParams
 
 
@@ -19,14 +20,41 @@ def resolve_seed(seed: int | None) -> int:
     return seed if seed is not None else secrets.randbelow(MAX_SEED + 1)
 
 
+class GrammarCompileError(ValueError):
+    """llama.cpp rejected a generated grammar (a bug of ours, or a schema construct we mistranslated)."""
+
+
+def grammar_sampler(model: _internals.LlamaModel, constraint: Constraint) -> llama_cpp.llama_sampler_p:
+    """A llama.cpp grammar sampler; lazy (idle until a trigger token) when the constraint has triggers."""
+    grammar = constraint.gbnf.encode("utf-8")
+    if constraint.trigger_tokens:
+        triggers = (llama_cpp.llama_token * len(constraint.trigger_tokens))(*constraint.trigger_tokens)
+        pointer = llama_cpp.llama_sampler_init_grammar_lazy_patterns(
+            model.vocab, grammar, b"root", None, 0, triggers, len(constraint.trigger_tokens))
+    else:
+        pointer = llama_cpp.llama_sampler_init_grammar(model.vocab, grammar, b"root")
+    if not pointer:
+        raise GrammarCompileError("llama.cpp could not parse the generated grammar")
+    return pointer
+
+
+def check_grammar(model: _internals.LlamaModel, constraint: Constraint) -> None:
+    llama_cpp.llama_sampler_free(grammar_sampler(model, constraint))
+
+
 def build_sampler(model: _internals.LlamaModel, params: SamplingParams, seed: int,
-                  penalty_window: int) -> _internals.LlamaSampler:
+                  penalty_window: int, constraint: Constraint | None = None,
+                  banned_tokens: tuple[int, ...] = ()) -> _internals.LlamaSampler:
     sampler = _internals.LlamaSampler()
-    if params.logit_bias:
-        sampler.add_logit_bias(model.n_vocab(), params.logit_bias)
+    bias = {**params.logit_bias, **{token: float("-inf") for token in banned_tokens}}
+    if bias:
+        sampler.add_logit_bias(model.n_vocab(), bias)
     if _has_penalties(params):
         sampler.add_penalties(model.n_vocab(), penalty_window, params.repetition_penalty,
                               params.frequency_penalty, params.presence_penalty)
+    if constraint is not None:
+        # before truncation, so top-k/top-p choose among the tokens the grammar allows
+        llama_cpp.llama_sampler_chain_add(sampler.sampler, grammar_sampler(model, constraint))
     if params.temperature == 0:
         sampler.add_greedy()
         return sampler

@@ -11,7 +11,7 @@ AMX policy there.
 from __future__ import annotations
 
 import ctypes
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,22 @@ class VisionOptions:
     warmup: bool = False  # a warmup encode costs a full image on CPU; the first real image pays instead
     image_min_tokens: int = 0  # 0: the projector's own budget (Gemma 4: 70..1120)
     image_max_tokens: int = 0
+
+
+# llama.cpp's image token budget is per projector, not per image: mtmd_context_params.image_min_tokens
+# and image_max_tokens (mtmd.h) are read once when the projector loads (clip.cpp, clip_init), and every
+# image is then resized into that range (mtmd-image.cpp, calc_size_preserved_ratio). edge.runtime.images
+# fits each image to its own budget (the request's detail) before llama.cpp sees it; a projector with
+# these bounds keeps such an image's size, so one projector serves every detail level. The floor is 1
+# rather than gemma4v's 70 because fitting floors to whole 48 px tiles (a square image at budget 70 is
+# 8 x 8 = 64 tokens), which llama.cpp would otherwise scale up again.
+FITTED_IMAGE_MIN_TOKENS = 1
+FITTED_IMAGE_MAX_TOKENS = 1120
+
+
+def options_for_fitted_images(options: VisionOptions = VisionOptions()) -> VisionOptions:
+    """``options`` with the budget bounds for images fitted by ``edge.runtime.images.load_image``."""
+    return replace(options, image_min_tokens=FITTED_IMAGE_MIN_TOKENS, image_max_tokens=FITTED_IMAGE_MAX_TOKENS)
 
 
 @dataclass(frozen=True)
