@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -42,6 +43,14 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated origins allowed by CORS (default: none)")
     parser.add_argument("--no-prefix-cache", dest="prefix_cache", action="store_const", const=False,
                         help="evaluate every prompt from scratch instead of reusing a shared prefix")
+    images = parser.add_argument_group("images")
+    images.add_argument("--image-dirs", type=lambda text: tuple(Path(p) for p in text.split(os.pathsep)),
+                        help=f"{os.pathsep}-separated directories file:// image URLs may read (default: none)")
+    images.add_argument("--remote-images", action="store_const", const=True,
+                        help="fetch http(s) image URLs (public addresses only, no redirects)")
+    images.add_argument("--image-max-bytes", type=int, help="largest image in bytes (default 20 MiB)")
+    images.add_argument("--image-max-pixels", type=int, help="largest image in pixels (default 50 M)")
+    images.add_argument("--image-max-count", type=int, help="images per request (default 16)")
 
 
 def build_parser() -> argparse.ArgumentParser:

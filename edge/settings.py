@@ -33,11 +33,32 @@ class Settings:
     extra_bufts: ExtraBuffers = ExtraBuffers.AUTO
     kv_type: str = "f16"
     prefix_cache: bool = True
-    max_body_bytes: int = 8 * 1024 * 1024
+    max_body_bytes: int = 32 * 1024 * 1024  # a 20 MiB image is ~27 MiB of base64 JSON
     api_key: str | None = None
     cors_origins: tuple[str, ...] = ()
     cache_dir: Path = _cache_dir_default()
     log_level: str = "info"
+    # images (edge/runtime/images.py documents each limit)
+    image_max_bytes: int = 20 * 1024 * 1024
+    image_max_pixels: int = 50_000_000
+    image_max_count: int = 16
+    image_dirs: tuple[Path, ...] = ()  # file:// URLs are refused unless inside one of these
+    remote_images: bool = False  # http(s) image URLs are refused unless this is on
+    image_fetch_timeout: float = 10.0
+    image_auto_tokens: int = 280
+    image_high_tokens: int = 1120
+    # lets image URLs reach loopback/LAN addresses: only for tests or a trusted private network
+    remote_images_allow_private: bool = False
+
+    def image_policy(self):
+        from edge.runtime.images import ImagePolicy
+
+        return ImagePolicy(max_bytes=self.image_max_bytes, max_pixels=self.image_max_pixels,
+                           max_images=self.image_max_count, allowed_dirs=self.image_dirs,
+                           remote_fetch=self.remote_images, fetch_timeout_s=self.image_fetch_timeout,
+                           remote_max_bytes=self.image_max_bytes, auto_tokens=self.image_auto_tokens,
+                           high_tokens=self.image_high_tokens,
+                           allow_private_networks=self.remote_images_allow_private)
 
     @property
     def thread_count(self) -> int:
@@ -55,6 +76,10 @@ def _bool(text: str) -> bool:
 
 def _origins(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _paths(text: str) -> tuple[Path, ...]:
+    return tuple(Path(part) for part in text.split(os.pathsep) if part.strip())
 
 
 # environment variable -> (settings field, parser); the complete list of variables edge reads
@@ -76,6 +101,15 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "EDGE_CORS_ORIGINS": ("cors_origins", _origins),
     "EDGE_CACHE_DIR": ("cache_dir", Path),
     "EDGE_LOG_LEVEL": ("log_level", str),
+    "EDGE_IMAGE_MAX_BYTES": ("image_max_bytes", int),
+    "EDGE_IMAGE_MAX_PIXELS": ("image_max_pixels", int),
+    "EDGE_IMAGE_MAX_COUNT": ("image_max_count", int),
+    "EDGE_IMAGE_DIRS": ("image_dirs", _paths),
+    "EDGE_REMOTE_IMAGES": ("remote_images", _bool),
+    "EDGE_IMAGE_FETCH_TIMEOUT": ("image_fetch_timeout", float),
+    "EDGE_IMAGE_AUTO_TOKENS": ("image_auto_tokens", int),
+    "EDGE_IMAGE_HIGH_TOKENS": ("image_high_tokens", int),
+    "EDGE_REMOTE_IMAGES_ALLOW_PRIVATE": ("remote_images_allow_private", _bool),
 }
 
 
@@ -115,3 +149,7 @@ def _check(settings: Settings) -> None:
         raise SettingsError(f"kv_type must be one of {', '.join(KV_CACHE_TYPES)}, got {settings.kv_type!r}")
     if not 0 < settings.port < 65536:
         raise SettingsError(f"port must be 1-65535, got {settings.port}")
+    try:
+        settings.image_policy()
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from exc

@@ -91,3 +91,26 @@ def openai_client(demo_server):
     import openai
 
     return openai.OpenAI(base_url=f"{demo_server.base_url}/v1", api_key="not-needed", max_retries=0, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def gemma4_models(tmp_path_factory):
+    """The project's tiny random Gemma 4 (text + vision), converted to F32 GGUF by the project's converter."""
+    from edge.convert.fixtures import build_test_models
+
+    return build_test_models(tmp_path_factory.mktemp("gemma4-server-model"), "tiny")
+
+
+@pytest.fixture(scope="session")
+def gemma4_server(tmp_path_factory, gemma4_models) -> RunningServer:
+    server = start_server(["--model", str(gemma4_models.text_gguf.parent), "--model-alias", "gemma4-tiny"],
+                          tmp_path_factory.mktemp("gemma4-server") / "server.log")
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture
+def gemma4_client(gemma4_server):
+    import openai
+
+    return openai.OpenAI(base_url=f"{gemma4_server.base_url}/v1", api_key="not-needed", max_retries=0, timeout=120)

@@ -12,14 +12,16 @@ from typing import Any, AsyncIterator, Literal, Optional, Union
 
 from pydantic import Field, model_validator
 
+from edge.api.context import ServingContext
 from edge.api.validation import WireModel
 from edge.errors import InvalidRequestError, UnsupportedFeatureError
 from edge.formats.base import ChatFormat
 from edge.runtime.events import Event, Finish, ReasoningDelta, TextDelta, TokenLogprob, ToolCallDelta
 from edge.runtime.request import (
     DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MAX_OUTPUT_TOKENS, MAX_SEED, MAX_TOP_LOGPROBS,
-    GenerationRequest, Message, ResponseFormat, SamplingParams, TextPart, ToolCall, ToolChoice, ToolSpec,
+    GenerationRequest, ImagePart, Message, ResponseFormat, SamplingParams, TextPart, ToolCall, ToolChoice, ToolSpec,
 )
+from edge.runtime.images import check_image_count, load_image
 
 MAX_STOP_SEQUENCES = 4
 
@@ -193,11 +195,14 @@ def _check_logit_bias(logit_bias: Optional[dict[str, float]]) -> None:
 
 # -- request translation -------------------------------------------------------------------------
 
-def to_generation_request(chat: ChatCompletionRequest, chat_format: ChatFormat, n_vocab: int) -> GenerationRequest:
+def to_generation_request(chat: ChatCompletionRequest, serving: ServingContext) -> GenerationRequest:
+    """Blocking (images may be read from disk or fetched): call it off the event loop."""
+    chat_format = serving.chat_format
     tools = _tools(chat, chat_format)
+    check_image_count(_count_images(chat.messages), serving.image_policy, "messages")
     return GenerationRequest(
-        messages=tuple(_message(message, index, chat_format) for index, message in enumerate(chat.messages)),
-        sampling=_sampling(chat, n_vocab),
+        messages=tuple(_message(message, index, serving) for index, message in enumerate(chat.messages)),
+        sampling=_sampling(chat, serving.n_vocab),
         max_tokens=chat.max_completion_tokens or chat.max_tokens,
         stop=(chat.stop,) if isinstance(chat.stop, str) else tuple(chat.stop or ()),
         logprobs=chat.logprobs,
@@ -278,14 +283,19 @@ def _sampling(chat: ChatCompletionRequest, n_vocab: int) -> SamplingParams:
         repetition_penalty=chat.repetition_penalty, seed=chat.seed, logit_bias=bias)
 
 
-def _message(message: ChatMessage, index: int, chat_format: ChatFormat) -> Message:
+def _count_images(messages: list[ChatMessage]) -> int:
+    return sum(isinstance(part, ImageContentPart) for message in messages
+               if isinstance(message.content, list) for part in message.content)
+
+
+def _message(message: ChatMessage, index: int, serving: ServingContext) -> Message:
     role = "system" if message.role == "developer" else message.role
-    if (message.tool_calls or role == "tool") and not chat_format.supports_tools:
+    if (message.tool_calls or role == "tool") and not serving.chat_format.supports_tools:
         raise UnsupportedFeatureError("tool calls and tool results need a model with a tool-call format",
                                       param=f"messages[{index}]")
     if role == "tool" and not message.tool_call_id:
         raise InvalidRequestError("a tool message needs tool_call_id", param=f"messages[{index}].tool_call_id")
-    return Message(role=role, parts=_parts(message.content, index), tool_calls=_calls(message, index),
+    return Message(role=role, parts=_parts(message, index, serving), tool_calls=_calls(message, index),
                    tool_call_id=message.tool_call_id, reasoning=message.reasoning_content, name=message.name)
 
 
@@ -303,17 +313,23 @@ def _calls(message: ChatMessage, index: int) -> tuple[ToolCall, ...]:
     return tuple(calls)
 
 
-def _parts(content: Union[str, list[ContentPart], None], index: int) -> tuple[TextPart, ...]:
+def _parts(message: ChatMessage, index: int, serving: ServingContext) -> tuple[TextPart | ImagePart, ...]:
+    content = message.content
     if content is None:
         return ()
     if isinstance(content, str):
         return (TextPart(content),)
-    parts = []
+    parts: list[TextPart | ImagePart] = []
     for part_index, part in enumerate(content):
-        if isinstance(part, ImageContentPart):
-            raise UnsupportedFeatureError("this model has no vision projector; it cannot read images",
-                                          param=f"messages[{index}].content[{part_index}].image_url")
-        parts.append(TextPart(part.text))
+        if isinstance(part, TextContentPart):
+            parts.append(TextPart(part.text))
+            continue
+        param = f"messages[{index}].content[{part_index}].image_url"
+        if not serving.vision:
+            raise UnsupportedFeatureError("this model has no vision projector; it cannot read images", param=param)
+        if message.role != "user":
+            raise InvalidRequestError("only user messages may carry images", param=param)
+        parts.append(ImagePart(load_image(part.image_url.url, serving.image_policy, param, part.image_url.detail)))
     return tuple(parts)
 
 

@@ -40,8 +40,10 @@ class ToolGrammar:
         self._add_primitives()
 
     def _add_primitives(self) -> None:
-        # string characters: anything but a spelled-out "<|" (which could fake a control marker)
-        self.rules["g-char"] = r'[^<] | "<" [^|]'
+        # string characters: anything but a spelled-out "<|", which could fake a control marker. A
+        # length-bounded string counts one rule repetition per character, so it goes without "<" at all.
+        self.rules["g-char"] = r'[^<\x00] | "<" [^|\x00]'
+        self.rules["g-char1"] = r'[^<\x00]'
         self.rules["g-int"] = f'"-"? [0-9]{{1,{_MAX_DIGITS}}}'
         self.rules["g-number"] = f'g-int ("." [0-9]{{1,{_MAX_DIGITS}}})? ([eE] [-+]? [0-9]{{1,3}})?'
         self.rules["g-string"] = f"{self.quote} g-char* {self.quote}"
@@ -82,7 +84,9 @@ class ToolGrammar:
 
     def _typed(self, kind: str | None, schema: dict[str, Any], name: str) -> str:
         if kind == "string":
-            return f"{self.quote} {_repeat('g-char', schema.get('minLength', 0), schema.get('maxLength'))} {self.quote}"
+            if "minLength" in schema or "maxLength" in schema:
+                return f"{self.quote} {_repeat('g-char1', schema.get('minLength', 0), schema.get('maxLength'))} {self.quote}"
+            return f"{self.quote} g-char* {self.quote}"
         if kind == "integer":
             return "g-int"
         if kind == "number":

@@ -71,6 +71,8 @@ class Gemma4Parser(OutputParser):
         if self.state is State.CALL:
             self.state = State.CONTENT
             return _text(_without_markers(held))
+        if self.state is State.CHANNEL_NAME:
+            return []  # only the channel's name was written
         if self.in_reasoning:
             return _reasoning(held)
         return _text(held)
@@ -104,11 +106,15 @@ class Gemma4Parser(OutputParser):
             self.state = State.CALL
 
     def _step_channel_name(self) -> bool:
+        """The channel's name ("thought\n") is framing, not reasoning; a marker also ends it."""
         newline = self._held.find("\n")
-        if newline < 0 and len(self._held) < _LONGEST_CHANNEL_NAME:
+        marker_at, marker = _first_marker(self._held)
+        if marker is not None and (newline < 0 or marker_at < newline):
+            self._held = self._held[marker_at:]
+        elif newline >= 0:
+            self._held = self._held[newline + 1:]
+        elif len(self._held) < _LONGEST_CHANNEL_NAME:
             return False
-        # the channel's name ("thought") is framing, not reasoning
-        self._held = self._held[newline + 1:] if newline >= 0 else self._held
         self.state = State.REASONING
         return True
 

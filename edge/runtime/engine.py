@@ -8,6 +8,7 @@ the context at a time; the server queues the rest.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -25,12 +26,14 @@ from edge.formats.gemma4_parser import CHANNEL_CLOSE
 from edge.runtime import llama
 from edge.runtime.events import Event, Finish, TextDelta, TokenLogprob, TopLogprob, Usage
 from edge.runtime.grammar import Constraint
-from edge.runtime.request import MAX_OUTPUT_TOKENS, GenerationRequest
+from edge.runtime.request import MAX_OUTPUT_TOKENS, GenerationRequest, ImagePart
 from edge.runtime.sampling import (
     GrammarCompileError, build_sampler, check_grammar, is_control_token, is_end_of_generation, resolve_seed,
 )
 from edge.runtime.sources import ModelFiles
 from edge.runtime.text import StopMatcher, Utf8Stream
+from edge.runtime.utf8_guard import Utf8Guard
+from edge.runtime.vision import ChunkList, VisionError, VisionOptions, VisionProjector, options_for_fitted_images
 
 log = logging.getLogger("edge.runtime")
 
@@ -68,19 +71,36 @@ class ModelInfo:
 
 
 @dataclass(frozen=True)
+class ImageSpan:
+    """An image inside a prompt: ``n_tokens`` soft tokens from position ``start``, encoded when evaluated."""
+
+    start: int
+    n_tokens: int
+    chunks: ChunkList
+    index: int  # of the image chunk inside ``chunks``
+
+
+@dataclass(frozen=True)
 class PreparedPrompt:
     request: GenerationRequest
-    tokens: tuple[int, ...]
+    tokens: tuple[int, ...]  # images appear as negative stand-in ids, equal only for equal pixels
     max_tokens: int
     seed: int
     constraint: Constraint | None = None
     banned_tokens: tuple[int, ...] = ()
+    images: tuple[ImageSpan, ...] = ()
+
+    def close(self) -> None:
+        for span in self.images:
+            span.chunks.close()
 
 
 class Engine:
     def __init__(self, model: _internals.LlamaModel, context: _internals.LlamaContext,
-                 chat_format: ChatFormat, info: ModelInfo, config: EngineConfig):
+                 chat_format: ChatFormat, info: ModelInfo, config: EngineConfig,
+                 vision: VisionProjector | None = None):
         self.model = model
+        self.vision = vision
         self.context = context
         self.chat_format = chat_format
         self.info = info
@@ -89,6 +109,7 @@ class Engine:
         self._batch = _internals.LlamaBatch(n_tokens=config.batch_size, embd=0, n_seq_max=1, verbose=False)
         self._cached: list[int] = []  # tokens whose keys/values are in the cache, position = index
         self._control_tokens: dict[str, int] = {}
+        self.utf8_guard = Utf8Guard(model)
         self._lock = threading.Lock()
 
     @classmethod
@@ -104,42 +125,74 @@ class Engine:
                 f"--ctx-size {config.ctx_size} exceeds the model's trained context of {model.n_ctx_train()} tokens")
         context = llama.new_context(model, llama.ContextOptions(
             n_ctx=config.ctx_size, n_batch=config.batch_size, n_threads=config.threads, kv_type=config.kv_type))
+        vision = None
+        if files.mmproj is not None:
+            vision = VisionProjector(files.mmproj, model, options_for_fitted_images(VisionOptions(n_threads=config.threads)))
         info = ModelInfo(
             id=model_id or files.model.stem, path=files.model, mmproj=files.mmproj, origin=files.origin,
             architecture=architecture, chat_format=chat_format.name, n_ctx=context.n_ctx(),
             n_ctx_train=model.n_ctx_train(), n_params=model.n_params(), size_bytes=model.size(),
             description=model.desc(), created=int(files.model.stat().st_mtime), metadata=metadata,
             weight_buffers=weight_buffers)
-        return cls(model, context, chat_format, info, config)
+        return cls(model, context, chat_format, info, config, vision)
 
     def close(self) -> None:
         with self._lock:
             self._batch.close()
+            if self.vision is not None:
+                self.vision.close()
             self.context.close()
             self.model.close()
 
     # -- preparing ---------------------------------------------------------------------------
 
-    def tokenize_prompt(self, request: GenerationRequest) -> list[int]:
+    def tokenize_prompt(self, request: GenerationRequest) -> tuple[list[int], list[ImageSpan]]:
+        """Token ids, with each image's soft tokens as stand-ins and the spans that say where they are."""
         segments = self.chat_format.render(request.messages, tools=request.tools,
                                            enable_thinking=request.enable_thinking)
+        images = iter([part.image for message in request.messages for part in message.parts
+                       if isinstance(part, ImagePart)])
         tokens: list[int] = []
+        spans: list[ImageSpan] = []
+        placeholder = self.chat_format.image_placeholder
         for segment in segments:
-            tokens.extend(llama.tokenize(self.model, segment.text, special=segment.control))
-        return tokens
+            pieces = segment.text.split(placeholder) if segment.control and placeholder else [segment.text]
+            for number, piece in enumerate(pieces):
+                if number:
+                    self._append_image(next(images), tokens, spans)
+                tokens.extend(llama.tokenize(self.model, piece, special=segment.control))
+        if next(images, None) is not None:
+            raise EngineError("the chat template placed fewer images than the request holds")
+        return tokens, spans
+
+    def _append_image(self, image, tokens: list[int], spans: list[ImageSpan]) -> None:
+        """mtmd frames the image with its own begin/end tokens; those stay ordinary tokens here."""
+        chunks = self.vision.tokenize(self.vision.marker, [image.pixels])
+        digest = int.from_bytes(hashlib.blake2b(image.pixels.tobytes(), digest_size=6).digest(), "big")
+        for index, chunk in enumerate(chunks.describe()):
+            if chunk.kind == "text":
+                tokens.extend(chunk.tokens)
+                continue
+            spans.append(ImageSpan(len(tokens), chunk.n_tokens, chunks, index))
+            tokens.extend(-1 - ((digest + offset) % 2**40) for offset in range(chunk.n_tokens))
 
     def prepare(self, request: GenerationRequest) -> PreparedPrompt:
         """Render, tokenize, compile the grammar and check the context window.
 
         Everything a request can get wrong surfaces here, before anything is generated."""
-        tokens = self.tokenize_prompt(request)
-        max_tokens = self._output_budget(len(tokens), request.max_tokens)
-        constraint = self.chat_format.constraint(request, self.control_token)
-        if constraint is not None:
-            self._check_grammar(constraint, request)
-        banned = tuple(self.control_token(text) for text in self.chat_format.banned_tokens(request))
+        tokens, images = self.tokenize_prompt(request)
+        try:
+            max_tokens = self._output_budget(len(tokens), request.max_tokens)
+            constraint = self.chat_format.constraint(request, self.control_token)
+            if constraint is not None:
+                self._check_grammar(constraint, request)
+            banned = tuple(self.control_token(text) for text in self.chat_format.banned_tokens(request))
+        except BaseException:
+            for span in images:
+                span.chunks.close()
+            raise
         return PreparedPrompt(request, tuple(tokens), max_tokens, resolve_seed(request.sampling.seed),
-                              constraint, banned)
+                              constraint, banned, tuple(images))
 
     def _check_grammar(self, constraint: Constraint, request: GenerationRequest) -> None:
         try:
@@ -182,15 +235,31 @@ class Engine:
         with self._lock:
             try:
                 yield from _Generation(self, prepared, cancelled or threading.Event()).run()
-            except RuntimeError as exc:
+            except (RuntimeError, VisionError) as exc:
                 self._forget_cache()
                 raise EngineError(f"llama.cpp failed during generation: {exc}") from exc
+            finally:
+                prepared.close()
 
     def evaluate(self, tokens: list[int], start: int) -> None:
         llama.decode_tokens(self.context, self._batch, tokens, start, self.config.batch_size)
         self._cached[start:] = tokens
 
-    def reuse_prefix(self, tokens: tuple[int, ...], allowed: bool) -> int:
+    def evaluate_prompt(self, prepared: PreparedPrompt, start: int) -> None:
+        """Text runs go through llama_decode, images through mtmd (encoder, then their soft tokens)."""
+        position = start
+        for span in prepared.images:
+            if span.start < start:
+                continue
+            self.evaluate(list(prepared.tokens[position:span.start]), position)
+            end = self.vision.evaluate_chunk(self.context, span.chunks, span.index, span.start, self.config.batch_size)
+            if end != span.start + span.n_tokens:
+                raise VisionError(f"an image took {end - span.start} positions, expected {span.n_tokens}")
+            self._cached[span.start:] = prepared.tokens[span.start:end]
+            position = end
+        self.evaluate(list(prepared.tokens[position:]), position)
+
+    def reuse_prefix(self, tokens: tuple[int, ...], allowed: bool, images: tuple[ImageSpan, ...] = ()) -> int:
         """Keep the cached keys/values of the longest common prefix; returns how many tokens to skip.
 
         Seeded requests start from an empty cache: batch shapes then match a cold run exactly,
@@ -204,6 +273,9 @@ class Engine:
                 break
             common += 1
         common = min(common, len(tokens) - 1)  # the last prompt token is re-evaluated for its logits
+        for span in images:  # an image is evaluated whole or not at all
+            if span.start < common < span.start + span.n_tokens:
+                common = span.start
         if common < len(self._cached) and not self.context.kv_cache_seq_rm(0, common, -1):
             self._forget_cache()
             return 0
@@ -253,13 +325,15 @@ class _Generation:
         self.pending_logprobs: list[TokenLogprob] = []
         self.completion_tokens = 0
         self.reasoning_tokens = 0
+        self.utf8_state = engine.utf8_guard.new_state()
 
     def run(self) -> Iterator[Event]:
         started = time.perf_counter()
         prompt = self.prepared.tokens
         engine = self.engine
-        reused = engine.reuse_prefix(prompt, allowed=engine.config.prefix_cache and self.request.sampling.seed is None)
-        engine.evaluate(list(prompt[reused:]), reused)
+        reused = engine.reuse_prefix(prompt, engine.config.prefix_cache and self.request.sampling.seed is None,
+                                     self.prepared.images)
+        engine.evaluate_prompt(self.prepared, reused)
         prompt_done = time.perf_counter()
         reason, stop_sequence = yield from self._sample_loop()
         if stop_sequence is None:
@@ -275,12 +349,13 @@ class _Generation:
     def _sample_loop(self) -> Iterator[Event]:
         engine = self.engine
         sampler = build_sampler(engine.model, self.request.sampling, self.prepared.seed, engine.info.n_ctx,
-                                self.prepared.constraint, self.prepared.banned_tokens)
+                                self.prepared.constraint, self.prepared.banned_tokens, self.utf8_state.apply)
         try:
             for step in range(self.prepared.max_tokens):
                 if self.cancelled.is_set():
                     return "cancelled", None
                 token = self._next_token(sampler)
+                self.utf8_state.accept(token)
                 self.completion_tokens += 1
                 if is_end_of_generation(engine.model, token):
                     return "stop", None

@@ -80,6 +80,8 @@ def json_gbnf(schema: dict[str, Any], root_name: str = "root") -> str:
         grammar = json_schema_to_gbnf(json.dumps(schema))
     except (AssertionError, KeyError, ValueError, TypeError, RecursionError) as exc:
         raise SchemaError(f"the schema cannot be turned into a grammar: {exc}") from exc
+    # llama-cpp-python 0.3.36's char rule lets raw control characters into strings: invalid JSON
+    grammar = grammar.replace('char ::= [^"\\\\] |', 'char ::= [^"\\\\\\x00-\\x1F] |')
     if root_name != "root":
         grammar = re.sub(r"^root ::=", f"{root_name} ::=", grammar, flags=re.MULTILINE)
     return grammar

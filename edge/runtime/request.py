@@ -26,10 +26,9 @@ class TextPart:
 
 @dataclass(frozen=True)
 class ImagePart:
-    """A decoded, validated RGB image (bytes of a PNG re-encoding) and its token budget hint."""
+    """A validated image, already fitted to its token budget (``edge.runtime.images.LoadedImage``)."""
 
-    png_bytes: bytes
-    detail: str = "auto"
+    image: Any
 
 
 ContentPart = Union[TextPart, ImagePart]

@@ -44,8 +44,11 @@ def check_grammar(model: _internals.LlamaModel, constraint: Constraint) -> None:
 
 def build_sampler(model: _internals.LlamaModel, params: SamplingParams, seed: int,
                   penalty_window: int, constraint: Constraint | None = None,
-                  banned_tokens: tuple[int, ...] = ()) -> _internals.LlamaSampler:
+                  banned_tokens: tuple[int, ...] = (), first_stage=None) -> _internals.LlamaSampler:
+    """``first_stage`` (a Python callable over the candidates) runs before anything reorders them."""
     sampler = _internals.LlamaSampler()
+    if first_stage is not None:
+        sampler.add_custom(first_stage)
     bias = {**params.logit_bias, **{token: float("-inf") for token in banned_tokens}}
     if bias:
         sampler.add_logit_bias(model.n_vocab(), bias)

@@ -71,6 +71,7 @@ class VisionProjector:
         path = Path(mmproj_path)
         if not path.is_file():
             raise VisionError(f"projector file not found: {path}")
+        _route_mtmd_logs()
         params = mtmd.mtmd_context_params_default()
         params.use_gpu = options.use_gpu
         params.n_threads = options.n_threads
@@ -138,6 +139,17 @@ class VisionProjector:
         return new_n_past.value
 
 
+    def evaluate_chunk(self, context: _internals.LlamaContext, chunks: "ChunkList", index: int, n_past: int,
+                       n_batch: int = 512, seq_id: int = 0) -> int:
+        """Encode and decode one image chunk at ``n_past``; returns the new n_past."""
+        new_n_past = llama_cpp.llama_pos(0)
+        status = mtmd.mtmd_helper_eval_chunk_single(self._ctx, context.ctx, chunks.raw(index), n_past, seq_id,
+                                                    n_batch, False, ctypes.byref(new_n_past))
+        if status != 0:
+            raise VisionError(f"encoding or decoding an image failed (status {status})")
+        return new_n_past.value
+
+
 class ChunkList:
     """Owns an ``mtmd_input_chunks``; free it with ``close`` (or ``with``)."""
 
@@ -174,6 +186,14 @@ class ChunkList:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _route_mtmd_logs() -> None:
+    """mtmd and its helpers log every image to stderr; send them where llama.cpp's log goes."""
+    from edge.runtime.llama import _route_llama_log
+
+    mtmd.mtmd_log_set(_route_llama_log, ctypes.c_void_p(0))
+    mtmd.mtmd_helper_log_set(_route_llama_log, ctypes.c_void_p(0))
 
 
 def _bitmap(image: np.ndarray):

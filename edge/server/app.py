@@ -6,6 +6,7 @@ Routes are thin: read the body, let the dialect's translator build a GenerationR
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import logging
@@ -21,6 +22,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from edge.api import openai_chat
+from edge.api.context import ServingContext
 from edge.api.validation import validate_body
 from edge.errors import (
     AuthenticationError, EdgeError, MethodNotAllowedError, ModelNotFoundError, NotFoundError,
@@ -41,6 +43,12 @@ def _worker(request: Request) -> GenerationWorker:
     return request.app.state.worker
 
 
+def serving_context(request: Request) -> ServingContext:
+    engine = _worker(request).engine
+    return ServingContext(engine.chat_format, engine.model.n_vocab(), engine.vision is not None,
+                          request.app.state.image_policy)
+
+
 def _check_model(requested: str, engine: Engine) -> None:
     if requested != engine.info.id:
         raise ModelNotFoundError(
@@ -54,7 +62,7 @@ async def chat_completions(request: Request) -> Response:
     body = await read_json(request, request.app.state.settings.max_body_bytes)
     chat = validate_body(openai_chat.ChatCompletionRequest, body)
     _check_model(chat.model, engine)
-    generation = openai_chat.to_generation_request(chat, engine.chat_format, engine.model.n_vocab())
+    generation = await asyncio.to_thread(openai_chat.to_generation_request, chat, serving_context(request))
     prepared = await worker.prepare(generation)
     include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
     builder = openai_chat.ChatResponseBuilder(engine.info.id, include_usage, chat.logprobs)
@@ -171,4 +179,5 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
                     exception_handlers={EdgeError: _edge_error, HTTPException: _http_error,
                                         Exception: _unexpected_error})
     app.state.settings = settings
+    app.state.image_policy = settings.image_policy()
     return app

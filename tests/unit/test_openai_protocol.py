@@ -2,6 +2,8 @@
 
 import pytest
 
+from edge.api.context import ServingContext
+from edge.runtime.images import ImagePolicy
 from edge.api.openai_chat import ChatCompletionRequest, to_generation_request
 from edge.api.validation import param_path, parse_json_body, validate_body
 from edge.errors import InvalidRequestError, UnsupportedFeatureError
@@ -9,6 +11,7 @@ from edge.formats.gemma3 import Gemma3Format
 from edge.runtime.request import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 
 VALID = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+GEMMA3 = ServingContext(Gemma3Format(), n_vocab=1000, vision=False, image_policy=ImagePolicy())
 
 
 def invalid(**changes):
@@ -84,7 +87,7 @@ def test_translation_applies_hosted_defaults_and_maps_roles():
         "model": "m", "stop": "END", "max_completion_tokens": 9, "logprobs": True, "top_logprobs": 3,
         "messages": [{"role": "developer", "content": "be brief"},
                      {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]})
-    request = to_generation_request(chat, Gemma3Format(), n_vocab=1000)
+    request = to_generation_request(chat, GEMMA3)
     assert request.sampling.temperature == DEFAULT_TEMPERATURE and request.sampling.top_p == DEFAULT_TOP_P
     assert request.stop == ("END",) and request.max_tokens == 9 and request.top_logprobs == 3
     assert [m.role for m in request.messages] == ["system", "user"]
@@ -93,7 +96,7 @@ def test_translation_applies_hosted_defaults_and_maps_roles():
 
 def test_zero_temperature_is_kept_not_replaced_by_default():
     chat = validate_body(ChatCompletionRequest, {**VALID, "temperature": 0, "top_p": 0})
-    request = to_generation_request(chat, Gemma3Format(), n_vocab=1000)
+    request = to_generation_request(chat, GEMMA3)
     assert request.sampling.temperature == 0 and request.sampling.top_p == 0
 
 
@@ -106,7 +109,7 @@ def test_zero_temperature_is_kept_not_replaced_by_default():
 def test_what_gemma3_cannot_do_is_refused_by_name(changes, param):
     chat = validate_body(ChatCompletionRequest, {**VALID, **changes})
     with pytest.raises(InvalidRequestError) as caught:
-        to_generation_request(chat, Gemma3Format(), n_vocab=1000)
+        to_generation_request(chat, GEMMA3)
     assert caught.value.param == param
     if param != "logit_bias.999999":
         assert isinstance(caught.value, UnsupportedFeatureError)
