@@ -242,7 +242,7 @@ def _decode_base64(payload: str, policy: ImagePolicy, param: str) -> bytes:
     try:
         return base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError) as error:
-        raise _invalid(f"the image's base64 data is invalid ({error})", param) from None
+        raise _invalid(f"the image's base64 data is invalid ({error})", param, "invalid_image") from None
 
 
 def _check_media_type(media_type: str | None, param: str) -> None:

@@ -45,6 +45,13 @@ ANSWER_SCHEMA = {
                    "scores": {"type": "array", "items": {"type": "number"}, "maxItems": 3}},
     "required": ["name", "age", "colour"], "additionalProperties": False,
 }
+# the demo model's vocabulary is 262,144 tokens: every grammar step checks them all, so keep it short
+DEMO_SCHEMA = {
+    "type": "object",
+    "properties": {"name": {"type": "string", "maxLength": 8}, "age": {"type": "integer"},
+                   "colour": {"type": "string", "enum": ["red", "green"]}},
+    "required": ["name", "age", "colour"], "additionalProperties": False,
+}
 ASK = [{"role": "user", "content": "What's the weather in Paris?"}]
 
 
@@ -173,17 +180,6 @@ def test_thinking_off_means_no_reasoning_at_all(gemma4_client):
         assert response.usage.completion_tokens_details.reasoning_tokens == 0
 
 
-def test_enable_thinking_wins_over_reasoning_effort(gemma4_client, gemma4_server):
-    def prompt_tokens(**extra):
-        return gemma4_client.chat.completions.create(model=MODEL, messages=ASK, max_tokens=1, **extra).usage.prompt_tokens
-
-    on, off = prompt_tokens(reasoning_effort="high"), prompt_tokens(reasoning_effort="low")
-    assert on > off  # thinking on adds a system turn with <|think|>
-    assert prompt_tokens(reasoning_effort="high", extra_body={"enable_thinking": False}) == off
-    assert prompt_tokens(extra_body={"chat_template_kwargs": {"enable_thinking": False}}) == off
-    assert prompt_tokens() == on  # thinking is on by default, like the hosted API
-
-
 def test_tool_result_round_trip(gemma4_client):
     first = gemma4_client.chat.completions.create(
         model=MODEL, messages=ASK, tools=TOOLS, tool_choice="required", seed=5, max_tokens=300,
@@ -221,6 +217,6 @@ def test_unenforceable_or_inconsistent_requests_are_400(gemma4_server, body, par
 def test_json_schema_on_the_demo_model(openai_client, demo_model_id, seed):
     response = openai_client.chat.completions.create(
         model=demo_model_id, messages=[{"role": "user", "content": "Describe a person as JSON."}], seed=seed,
-        max_tokens=200, temperature=1.0,
-        response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": ANSWER_SCHEMA}})
-    jsonschema.validate(json.loads(response.choices[0].message.content), ANSWER_SCHEMA)
+        max_tokens=120, temperature=1.0,
+        response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": DEMO_SCHEMA}})
+    jsonschema.validate(json.loads(response.choices[0].message.content), DEMO_SCHEMA)

@@ -8,6 +8,7 @@ from edge.api.openai_chat import ChatCompletionRequest, to_generation_request
 from edge.api.validation import param_path, parse_json_body, validate_body
 from edge.errors import InvalidRequestError, UnsupportedFeatureError
 from edge.formats.gemma3 import Gemma3Format
+from edge.formats.gemma4 import Gemma4Format
 from edge.runtime.request import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 
 VALID = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
@@ -113,3 +114,29 @@ def test_what_gemma3_cannot_do_is_refused_by_name(changes, param):
     assert caught.value.param == param
     if param != "logit_bias.999999":
         assert isinstance(caught.value, UnsupportedFeatureError)
+
+
+GEMMA4 = ServingContext(Gemma4Format(), n_vocab=1000, vision=False, image_policy=ImagePolicy())
+
+
+@pytest.mark.parametrize("fields, thinking", [
+    ({}, True),  # on by default, like the hosted API
+    ({"reasoning_effort": "high"}, True),
+    ({"reasoning_effort": "medium"}, True),
+    ({"reasoning_effort": "low"}, False),
+    ({"reasoning_effort": "minimal"}, False),
+    ({"reasoning_effort": "high", "enable_thinking": False}, False),
+    ({"reasoning_effort": "low", "enable_thinking": True}, True),
+    ({"reasoning_effort": "high", "chat_template_kwargs": {"enable_thinking": False}}, False),
+])
+def test_thinking_switch(fields, thinking):
+    chat = validate_body(ChatCompletionRequest, {**VALID, **fields})
+    assert to_generation_request(chat, GEMMA4).enable_thinking is thinking
+
+
+def test_gemma3_cannot_be_asked_to_think():
+    chat = validate_body(ChatCompletionRequest, {**VALID, "enable_thinking": True})
+    with pytest.raises(UnsupportedFeatureError) as caught:
+        to_generation_request(chat, GEMMA3)
+    assert caught.value.param == "enable_thinking"
+    assert to_generation_request(validate_body(ChatCompletionRequest, VALID), GEMMA3).enable_thinking is False
