@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar, Union
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, Tag, ValidationError
 
 from edge.errors import InvalidRequestError
 
@@ -21,6 +21,22 @@ class WireModel(BaseModel):
     """Unknown fields are rejected, not ignored: a misspelled parameter must not silently do nothing."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def tagged_union(members: dict[str, type[BaseModel]], default: str | None = None) -> Any:
+    """A union chosen by the ``type`` field (``default`` when it is absent), so a bad member is reported
+    from the member the client meant, not from whichever branch pydantic tried last. The tags are class
+    names, which ``param_path`` leaves out of the parameter path."""
+    kinds = ", ".join(repr(kind) for kind in members)
+
+    def pick(value: Any) -> str | None:
+        kind = value.get("type", default) if isinstance(value, dict) else getattr(value, "type", default)
+        model = members.get(kind) if isinstance(kind, str) else None
+        return model.__name__ if model is not None else None
+
+    branches = tuple(Annotated[model, Tag(model.__name__)] for model in dict.fromkeys(members.values()))
+    return Annotated[Union[branches], Discriminator(pick, custom_error_type="invalid_type",
+                                                    custom_error_message=f"type must be one of {kinds}")]
 
 
 def parse_json_body(raw: bytes) -> Any:

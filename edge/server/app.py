@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -21,22 +21,19 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from edge.api import openai_chat
+from edge.api import anthropic_messages, openai_chat, openai_responses
 from edge.api.context import ServingContext
+from edge.api.errors import error_json_for_path, openai_error_json
 from edge.api.validation import validate_body
 from edge.errors import (
-    AuthenticationError, EdgeError, MethodNotAllowedError, ModelNotFoundError, NotFoundError,
+    AuthenticationError, EdgeError, EngineError, MethodNotAllowedError, ModelNotFoundError, NotFoundError,
 )
 from edge.runtime.engine import Engine
-from edge.server.http import openai_sse, read_json, sse_response
+from edge.server.http import json_unless_disconnected, openai_sse, read_json, sse_data, sse_response
 from edge.server.worker import GenerationWorker
 from edge.settings import Settings
 
 log = logging.getLogger("edge.server")
-
-
-def openai_error_json(error: EdgeError) -> dict[str, Any]:
-    return openai_chat.error_body(error.error_type, error.message, error.param, error.code)
 
 
 def _worker(request: Request) -> GenerationWorker:
@@ -69,7 +66,72 @@ async def chat_completions(request: Request) -> Response:
     events = worker.stream(prepared)
     if chat.stream:
         return sse_response(openai_sse(builder.chunks(events), openai_error_json))
-    return JSONResponse(await builder.completion(events))
+    return await json_unless_disconnected(request, builder.completion(events))
+
+
+async def responses(request: Request) -> Response:
+    worker = _worker(request)
+    engine = worker.engine
+    body = await read_json(request, request.app.state.settings.max_body_bytes)
+    wire = validate_body(openai_responses.ResponsesRequest, body)
+    _check_model(wire.model, engine)
+    store: openai_responses.ResponseStore = request.app.state.responses
+    previous = (store.get(wire.previous_response_id, param="previous_response_id").conversation
+                if wire.previous_response_id else ())
+    generation = await asyncio.to_thread(openai_responses.to_generation_request, wire, serving_context(request),
+                                         previous)
+    prepared = await worker.prepare(generation)
+    builder = openai_responses.ResponseBuilder(engine.info.id, wire, openai_responses.conversation_of(wire, generation),
+                                               None if wire.store is False else store)
+    events = worker.stream(prepared)
+    if wire.stream:
+        return sse_response(typed_sse(builder.stream(events), builder.failed))
+    return JSONResponse(await builder.response(events))
+
+
+async def get_response(request: Request) -> Response:
+    return JSONResponse(request.app.state.responses.get(request.path_params["response_id"]).response)
+
+
+async def messages(request: Request) -> Response:
+    worker = _worker(request)
+    engine = worker.engine
+    body = await read_json(request, request.app.state.settings.max_body_bytes)
+    wire = validate_body(anthropic_messages.MessagesRequest, body)
+    _check_model(wire.model, engine)
+    generation = await asyncio.to_thread(anthropic_messages.to_generation_request, wire, serving_context(request))
+    prepared = await worker.prepare(generation)
+    builder = anthropic_messages.MessageBuilder(engine.info.id, len(prepared.tokens))
+    events = worker.stream(prepared)
+    if wire.stream:
+        return sse_response(typed_sse(builder.stream(events), lambda error: [anthropic_messages.error_json(error)]))
+    return JSONResponse(await builder.collect(events))
+
+
+async def count_tokens(request: Request) -> Response:
+    worker = _worker(request)
+    body = await read_json(request, request.app.state.settings.max_body_bytes)
+    wire = validate_body(anthropic_messages.CountTokensRequest, body)
+    _check_model(wire.model, worker.engine)
+    generation = await asyncio.to_thread(anthropic_messages.to_generation_request, wire, serving_context(request))
+    prepared = await worker.prepare(generation)
+    prepared.close()
+    return JSONResponse({"input_tokens": len(prepared.tokens)})
+
+
+async def typed_sse(payloads: AsyncIterator[dict[str, Any]],
+                    on_error: Callable[[EdgeError], list[dict[str, Any]]]) -> AsyncIterator[str]:
+    """SSE whose event name is each payload's ``type`` (Responses and Messages); a failure after the
+    first byte goes out as the dialect's error events."""
+    try:
+        async for payload in payloads:
+            yield f"event: {payload['type']}\n{sse_data(payload)}"
+    except Exception as error:  # noqa: BLE001 - headers are sent; the client gets error events
+        if not isinstance(error, EdgeError):
+            log.exception("generation failed after streaming began")
+            error = EngineError(f"generation failed: {type(error).__name__}")
+        for payload in on_error(error):
+            yield f"event: {payload['type']}\n{sse_data(payload)}"
 
 
 def _model_json(engine: Engine) -> dict[str, Any]:
@@ -97,7 +159,7 @@ async def _edge_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, EdgeError)
     if error.status >= 500:
         log.error("%s %s failed: %s", request.method, request.url.path, error.message)
-    return JSONResponse(openai_error_json(error), status_code=error.status)
+    return JSONResponse(error_json_for_path(request.url.path, error), status_code=error.status)
 
 
 async def _http_error(request: Request, error: Exception) -> Response:
@@ -114,7 +176,7 @@ async def _http_error(request: Request, error: Exception) -> Response:
 
 async def _unexpected_error(request: Request, error: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return JSONResponse(openai_error_json(EdgeError("internal server error")), status_code=500)
+    return JSONResponse(error_json_for_path(request.url.path, EdgeError("internal server error")), status_code=500)
 
 
 # -- middleware --------------------------------------------------------------------------------
@@ -131,7 +193,7 @@ class ApiKeyMiddleware:
             await self.app(scope, receive, send)
             return
         error = AuthenticationError("missing or invalid API key")
-        response = JSONResponse(openai_error_json(error), status_code=error.status)
+        response = JSONResponse(error_json_for_path(scope["path"], error), status_code=error.status)
         await response(scope, receive, send)
 
     def _authorized(self, scope: Scope) -> bool:
@@ -155,6 +217,10 @@ def _middleware(settings: Settings) -> list[Middleware]:
 
 ROUTES = [
     Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+    Route("/v1/responses", responses, methods=["POST"]),
+    Route("/v1/responses/{response_id}", get_response, methods=["GET"]),
+    Route("/v1/messages", messages, methods=["POST"]),
+    Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
     Route("/v1/models", list_models, methods=["GET"]),
     Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
     Route("/health", health, methods=["GET"]),
@@ -180,4 +246,5 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
                                         Exception: _unexpected_error})
     app.state.settings = settings
     app.state.image_policy = settings.image_policy()
+    app.state.responses = openai_responses.ResponseStore()
     return app

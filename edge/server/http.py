@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Awaitable
 
 from starlette.requests import Request
-from starlette.responses import StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from edge.api.validation import parse_json_body
 from edge.errors import EdgeError, EngineError, PayloadTooLargeError
 
 log = logging.getLogger("edge.server")
 
+DISCONNECT_POLL_SECONDS = 0.5
+CLIENT_CLOSED_REQUEST = 499  # nobody reads it: the status nginx logs for this case
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -30,6 +33,19 @@ async def read_json(request: Request, limit: int) -> Any:
             raise PayloadTooLargeError(f"the request body exceeds the limit of {limit} bytes")
         chunks.append(chunk)
     return parse_json_body(b"".join(chunks))
+
+
+async def json_unless_disconnected(request: Request, awaitable: Awaitable[Any]) -> Response:
+    """A non-streaming result as JSON; if the client goes away first, its generation is cancelled."""
+    task = asyncio.ensure_future(awaitable)
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=DISCONNECT_POLL_SECONDS)
+        if done:
+            return JSONResponse(task.result())
+        if await request.is_disconnected():
+            task.cancel()
+            log.info("client went away before its answer; generation cancelled")
+            return Response(status_code=CLIENT_CLOSED_REQUEST)
 
 
 def sse_data(payload: Any) -> str:

@@ -82,8 +82,11 @@ def test_unknown_model_is_404(http, demo_model_id):
     assert_still_serving(http, demo_model_id)
 
 
+BODY_LIMIT = 32 * 1024 * 1024  # the default --max-body-bytes
+
+
 def test_oversized_body_is_413(http, demo_model_id):
-    huge = "x" * (9 * 1024 * 1024)
+    huge = "x" * (BODY_LIMIT + 1024 * 1024)
     response = http.post("/v1/chat/completions",
                          json={"model": demo_model_id, "messages": [{"role": "user", "content": huge}]})
     assert response.status_code == 413
@@ -94,7 +97,7 @@ def test_oversized_body_is_413(http, demo_model_id):
 def test_oversized_chunked_body_is_413(http, demo_model_id):
     def chunks():
         yield b'{"model": "%s", "messages": [{"role": "user", "content": "' % demo_model_id.encode()
-        for _ in range(10):
+        for _ in range(BODY_LIMIT // (1024 * 1024) + 1):
             yield b"y" * (1024 * 1024)
         yield b'"}]}'
 
@@ -147,5 +150,15 @@ def test_client_disconnect_mid_stream_stops_generation(http, demo_server, demo_m
             if index > 6:
                 break
     # the worker is free again quickly: a 4000-token generation would take minutes
+    response = http.post("/v1/chat/completions", json={**GOOD, "model": demo_model_id}, timeout=30)
+    assert response.status_code == 200
+
+
+def test_client_timeout_on_a_non_streaming_request_cancels_its_generation(http, demo_model_id):
+    body = {"model": demo_model_id, "max_tokens": 4000, "temperature": 0,
+            "logit_bias": {"1": -100, "106": -100}, "messages": [{"role": "user", "content": "Count."}]}
+    with pytest.raises(httpx.ReadTimeout):
+        http.post("/v1/chat/completions", json=body, timeout=1.5)
+    # a 4000-token generation would hold the worker for minutes; the next request is served at once
     response = http.post("/v1/chat/completions", json={**GOOD, "model": demo_model_id}, timeout=30)
     assert response.status_code == 200
