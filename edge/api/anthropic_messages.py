@@ -13,6 +13,7 @@ from typing import Any, AsyncIterator, Literal, Optional, Union
 
 from pydantic import Field, model_validator
 
+from edge.api.common import thinking_switch, tool_specs
 from edge.api.context import ServingContext
 from edge.api.validation import WireModel, tagged_union
 from edge.errors import EdgeError, InvalidRequestError, UnsupportedFeatureError
@@ -234,26 +235,13 @@ def _system(system: Union[str, list[TextBlock], None]) -> tuple[Message, ...]:
 def _thinking(wire: CountTokensRequest, serving: ServingContext) -> bool:
     """Thinking is opt-in, as in Anthropic's API: enabled/adaptive on, disabled or absent off."""
     enabled = isinstance(wire.thinking, (ThinkingEnabled, ThinkingAdaptive))
-    if enabled and not serving.chat_format.supports_thinking:
-        raise UnsupportedFeatureError(f"this model's turn format ({serving.chat_format.name}) has no thinking mode",
-                                      param="thinking")
-    return enabled
+    return thinking_switch(enabled, serving.chat_format, param="thinking")
 
 
 def _tools(wire: CountTokensRequest, serving: ServingContext) -> tuple[ToolSpec, ...]:
-    if not wire.tools:
-        if wire.tool_choice is not None and wire.tool_choice.type != "none":
-            raise InvalidRequestError("tool_choice needs tools", param="tool_choice")
-        return ()
-    if not serving.chat_format.supports_tools:
-        raise UnsupportedFeatureError(
-            f"this model's turn format ({serving.chat_format.name}) has no tool-call tokens; tools are not supported",
-            param="tools")
-    names = [tool.name for tool in wire.tools]
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
-        raise InvalidRequestError(f"two tools are named {duplicates[0]!r}", param="tools")
-    return tuple(ToolSpec(tool.name, tool.description or "", tool.input_schema) for tool in wire.tools)
+    declared = [(tool.name, tool.description, tool.input_schema) for tool in wire.tools or []]
+    choice_needs_tools = wire.tool_choice is not None and wire.tool_choice.type != "none"
+    return tool_specs(declared, serving.chat_format, choice_needs_tools)
 
 
 def _tool_choice(choice: Optional[AnyToolChoice], tools: tuple[ToolSpec, ...]) -> ToolChoice:

@@ -12,6 +12,7 @@ from typing import Any, AsyncIterator, Literal, Optional, Union
 
 from pydantic import Field, model_validator
 
+from edge.api.common import thinking_switch, tool_specs
 from edge.api.context import ServingContext
 from edge.api.validation import WireModel
 from edge.errors import InvalidRequestError, UnsupportedFeatureError
@@ -223,30 +224,12 @@ def _thinking(chat: ChatCompletionRequest, chat_format: ChatFormat) -> bool:
         explicit = chat.chat_template_kwargs.enable_thinking
     if explicit is None and chat.reasoning_effort is not None:
         explicit = chat.reasoning_effort in ("medium", "high")
-    if explicit and not chat_format.supports_thinking:
-        raise UnsupportedFeatureError(f"this model's turn format ({chat_format.name}) has no thinking mode",
-                                      param="enable_thinking")
-    if chat.thinking_budget is not None and not chat_format.supports_thinking:
-        raise UnsupportedFeatureError("this model cannot think, so it has no thinking budget", param="thinking_budget")
-    return chat_format.supports_thinking if explicit is None else explicit
+    return thinking_switch(explicit, chat_format, param="enable_thinking", budget=chat.thinking_budget)
 
 
 def _tools(chat: ChatCompletionRequest, chat_format: ChatFormat) -> tuple[ToolSpec, ...]:
-    if not chat.tools:
-        if chat.tool_choice is not None and chat.tool_choice != "none":
-            raise InvalidRequestError("tool_choice needs tools", param="tool_choice")
-        return ()
-    if not chat_format.supports_tools:
-        raise UnsupportedFeatureError(
-            f"this model's turn format ({chat_format.name}) has no tool-call tokens; tools are not supported",
-            param="tools")
-    names = [tool.function.name for tool in chat.tools]
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
-        raise InvalidRequestError(f"two tools are named {duplicates[0]!r}", param="tools")
-    return tuple(ToolSpec(tool.function.name, tool.function.description or "",
-                          tool.function.parameters or {"type": "object", "properties": {}})
-                 for tool in chat.tools)
+    declared = [(tool.function.name, tool.function.description, tool.function.parameters) for tool in chat.tools or []]
+    return tool_specs(declared, chat_format, choice_needs_tools=chat.tool_choice not in (None, "none"))
 
 
 def _tool_choice(choice: Union[str, NamedToolChoice, None], tools: tuple[ToolSpec, ...]) -> ToolChoice:

@@ -17,6 +17,7 @@ from typing import Any, AsyncIterator, Literal, Optional, Union
 
 from pydantic import Field
 
+from edge.api.common import thinking_switch, tool_specs
 from edge.api.context import ServingContext
 from edge.api.validation import WireModel, tagged_union
 from edge.errors import EdgeError, InvalidRequestError, NotFoundError, UnsupportedFeatureError
@@ -272,29 +273,12 @@ def _thinking(wire: ResponsesRequest, chat_format: ChatFormat) -> bool:
     explicit = wire.enable_thinking
     if explicit is None and wire.reasoning is not None and wire.reasoning.effort is not None:
         explicit = wire.reasoning.effort in ("medium", "high")
-    if explicit and not chat_format.supports_thinking:
-        raise UnsupportedFeatureError(f"this model's turn format ({chat_format.name}) has no thinking mode",
-                                      param="reasoning.effort")
-    if wire.thinking_budget is not None and not chat_format.supports_thinking:
-        raise UnsupportedFeatureError("this model cannot think, so it has no thinking budget", param="thinking_budget")
-    return chat_format.supports_thinking if explicit is None else explicit
+    return thinking_switch(explicit, chat_format, param="reasoning.effort", budget=wire.thinking_budget)
 
 
 def _tools(wire: ResponsesRequest, chat_format: ChatFormat) -> tuple[ToolSpec, ...]:
-    if not wire.tools:
-        if wire.tool_choice is not None and wire.tool_choice != "none":
-            raise InvalidRequestError("tool_choice needs tools", param="tool_choice")
-        return ()
-    if not chat_format.supports_tools:
-        raise UnsupportedFeatureError(
-            f"this model's turn format ({chat_format.name}) has no tool-call tokens; tools are not supported",
-            param="tools")
-    names = [tool.name for tool in wire.tools]
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
-        raise InvalidRequestError(f"two tools are named {duplicates[0]!r}", param="tools")
-    return tuple(ToolSpec(tool.name, tool.description or "", tool.parameters or {"type": "object", "properties": {}})
-                 for tool in wire.tools)
+    declared = [(tool.name, tool.description, tool.parameters) for tool in wire.tools or []]
+    return tool_specs(declared, chat_format, choice_needs_tools=wire.tool_choice not in (None, "none"))
 
 
 def _tool_choice(choice: Union[str, NamedFunction, None], tools: tuple[ToolSpec, ...]) -> ToolChoice:

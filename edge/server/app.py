@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, TypeVar
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -34,6 +34,7 @@ from edge.server.worker import GenerationWorker
 from edge.settings import Settings
 
 log = logging.getLogger("edge.server")
+T = TypeVar("T")
 
 
 def _worker(request: Request) -> GenerationWorker:
@@ -53,12 +54,18 @@ def _check_model(requested: str, engine: Engine) -> None:
             param="model")
 
 
-async def chat_completions(request: Request) -> Response:
+async def _read_wire(request: Request, wire_type: type[T]) -> tuple[GenerationWorker, T]:
+    """The body within the size limit, validated as the dialect's request, for the served model."""
     worker = _worker(request)
-    engine = worker.engine
     body = await read_json(request, request.app.state.settings.max_body_bytes)
-    chat = validate_body(openai_chat.ChatCompletionRequest, body)
-    _check_model(chat.model, engine)
+    wire = validate_body(wire_type, body)
+    _check_model(wire.model, worker.engine)
+    return worker, wire
+
+
+async def chat_completions(request: Request) -> Response:
+    worker, chat = await _read_wire(request, openai_chat.ChatCompletionRequest)
+    engine = worker.engine
     generation = await asyncio.to_thread(openai_chat.to_generation_request, chat, serving_context(request))
     prepared = await worker.prepare(generation)
     include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
@@ -70,11 +77,8 @@ async def chat_completions(request: Request) -> Response:
 
 
 async def responses(request: Request) -> Response:
-    worker = _worker(request)
+    worker, wire = await _read_wire(request, openai_responses.ResponsesRequest)
     engine = worker.engine
-    body = await read_json(request, request.app.state.settings.max_body_bytes)
-    wire = validate_body(openai_responses.ResponsesRequest, body)
-    _check_model(wire.model, engine)
     store: openai_responses.ResponseStore = request.app.state.responses
     previous = (store.get(wire.previous_response_id, param="previous_response_id").conversation
                 if wire.previous_response_id else ())
@@ -86,7 +90,7 @@ async def responses(request: Request) -> Response:
     events = worker.stream(prepared)
     if wire.stream:
         return sse_response(typed_sse(builder.stream(events), builder.failed))
-    return JSONResponse(await builder.response(events))
+    return await json_unless_disconnected(request, builder.response(events))
 
 
 async def get_response(request: Request) -> Response:
@@ -94,25 +98,19 @@ async def get_response(request: Request) -> Response:
 
 
 async def messages(request: Request) -> Response:
-    worker = _worker(request)
+    worker, wire = await _read_wire(request, anthropic_messages.MessagesRequest)
     engine = worker.engine
-    body = await read_json(request, request.app.state.settings.max_body_bytes)
-    wire = validate_body(anthropic_messages.MessagesRequest, body)
-    _check_model(wire.model, engine)
     generation = await asyncio.to_thread(anthropic_messages.to_generation_request, wire, serving_context(request))
     prepared = await worker.prepare(generation)
     builder = anthropic_messages.MessageBuilder(engine.info.id, len(prepared.tokens))
     events = worker.stream(prepared)
     if wire.stream:
         return sse_response(typed_sse(builder.stream(events), lambda error: [anthropic_messages.error_json(error)]))
-    return JSONResponse(await builder.collect(events))
+    return await json_unless_disconnected(request, builder.collect(events))
 
 
 async def count_tokens(request: Request) -> Response:
-    worker = _worker(request)
-    body = await read_json(request, request.app.state.settings.max_body_bytes)
-    wire = validate_body(anthropic_messages.CountTokensRequest, body)
-    _check_model(wire.model, worker.engine)
+    worker, wire = await _read_wire(request, anthropic_messages.CountTokensRequest)
     generation = await asyncio.to_thread(anthropic_messages.to_generation_request, wire, serving_context(request))
     prepared = await worker.prepare(generation)
     prepared.close()

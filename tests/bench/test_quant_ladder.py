@@ -78,7 +78,6 @@ def test_markdown_table_is_written_and_printed(ladder_run):
 
 
 def test_plots_are_written(ladder_run):
-    pytest.importorskip("matplotlib")
     out, _, _ = ladder_run
     for name in ("size_vs_kld.png", "decode_tok_s.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

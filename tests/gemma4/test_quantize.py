@@ -3,7 +3,6 @@ recipe keeps the PLE table and token embedding at Q8_0."""
 
 from __future__ import annotations
 
-import gguf
 import numpy as np
 import pytest
 

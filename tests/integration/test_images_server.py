@@ -149,3 +149,13 @@ def test_file_urls_inside_allowed_dirs_and_remote_fetch_are_honoured_when_enable
     assert escape.status_code == 400 and escape.json()["error"]["code"] == "image_url_not_allowed"
     missing = error_for(permissive_server, ask(f"{base}/absent.png"))
     assert missing.status_code == 400
+
+
+def test_images_count_against_the_context_window(gemma4_server):
+    """Eight images at the high budget (~1,066 tokens each) do not fit the 8,192-token window."""
+    response = httpx.post(f"{gemma4_server.base_url}/v1/chat/completions", timeout=120, json={
+        "model": MODEL, "messages": ask(*[data_url(NOISE)] * 8, detail="high"), "max_tokens": 2,
+        "enable_thinking": False})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "context_length_exceeded" and "8192" in error["message"]

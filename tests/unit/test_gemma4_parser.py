@@ -70,7 +70,7 @@ def test_every_split_gives_the_same_result(output, content, reasoning, calls):
 
 
 def test_call_ids_are_unique_and_stable_per_call():
-    _, _, calls = parse([f"<|tool_call>call:get_weather{{}}<tool_call|><|tool_call>call:get_weather{{}}<tool_call|>"])
+    _, _, calls = parse(["<|tool_call>call:get_weather{}<tool_call|><|tool_call>call:get_weather{}<tool_call|>"])
     assert len({call.id for call in calls}) == 2
     assert all(call.id.startswith("call_") for call in calls)
 
