@@ -28,7 +28,8 @@ from edge.runtime.events import Event, Finish, TextDelta, TokenLogprob, TopLogpr
 from edge.runtime.grammar import Constraint
 from edge.runtime.request import MAX_OUTPUT_TOKENS, GenerationRequest, ImagePart
 from edge.runtime.sampling import (
-    GrammarCompileError, build_sampler, check_grammar, is_control_token, is_end_of_generation, resolve_seed,
+    GrammarCompileError, TokenSampler, build_sampler, check_grammar, is_control_token, is_end_of_generation,
+    resolve_seed,
 )
 from edge.runtime.sources import ModelFiles
 from edge.runtime.text import StopMatcher, Utf8Stream
@@ -348,8 +349,9 @@ class _Generation:
 
     def _sample_loop(self) -> Iterator[Event]:
         engine = self.engine
-        sampler = build_sampler(engine.model, self.request.sampling, self.prepared.seed, engine.info.n_ctx,
-                                self.prepared.constraint, self.prepared.banned_tokens, self.utf8_state.apply)
+        chain = build_sampler(engine.model, self.request.sampling, self.prepared.seed, engine.info.n_ctx,
+                              self.prepared.banned_tokens, self.utf8_state.apply)
+        sampler = TokenSampler(engine.model, chain, self.prepared.constraint)
         try:
             for step in range(self.prepared.max_tokens):
                 if self.cancelled.is_set():
@@ -368,14 +370,14 @@ class _Generation:
         finally:
             sampler.close()
 
-    def _next_token(self, sampler) -> int:
+    def _next_token(self, sampler: TokenSampler) -> int:
         """Sample, unless the thinking budget is spent: then the thought channel is closed for the model."""
         budget = self.request.thinking_budget
         if budget is not None and self.parser.can_close_reasoning and self.reasoning_tokens >= budget:
             token = self.engine.control_token(CHANNEL_CLOSE)
             sampler.accept(token)
             return token
-        return sampler.sample(self.engine.context, -1)
+        return sampler.sample(self.engine.context)
 
     def _consume(self, token: int) -> Iterator[Event]:
         """Feed one token to the parser; returns a matched stop sequence, if any."""
