@@ -61,6 +61,8 @@ class ChatFormat(ABC):
     supports_tools: bool = False
     supports_thinking: bool = False
     image_placeholder: str | None = None
+    # control-token spellings that must never come out of tokenizing client text
+    text_markers: tuple[str, ...] = ()
 
     @abstractmethod
     def render(self, messages: Sequence[Message], *, tools: Sequence[ToolSpec] = (), enable_thinking: bool = False,

@@ -16,6 +16,7 @@ from edge.runtime.request import Message, ToolSpec
 
 class Gemma3Format(ChatFormat):
     name = "gemma3"
+    text_markers = ("<start_of_turn>", "<end_of_turn>", "<bos>", "<eos>", "<pad>", "<unk>", "<mask>")
 
     def render(self, messages: Sequence[Message], *, tools: Sequence[ToolSpec] = (), enable_thinking: bool = False,
                add_generation_prompt: bool = True) -> list[Segment]:

@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 from edge.errors import InvalidRequestError
 from edge.formats.base import ChatFormat, OutputParser, Segment
 from edge.formats.gemma4_grammar import json_output_grammar, tool_call_grammar
-from edge.formats.gemma4_parser import CALL_OPEN, CHANNEL_OPEN, Gemma4Parser
+from edge.formats.gemma4_parser import CALL_OPEN, CHANNEL_OPEN, MARKERS, Gemma4Parser
 from edge.formats.gemma4_template import GEMMA4_CHAT_TEMPLATE
 from edge.formats.template import Hider, compile_template, render_template, visible_text
 from edge.runtime.grammar import ANY_JSON_OBJECT, Constraint, SchemaError
@@ -27,6 +27,7 @@ class Gemma4Format(ChatFormat):
     supports_tools = True
     supports_thinking = True
     image_placeholder = "<|image|>"
+    text_markers = MARKERS
 
     def __init__(self, template_source: str | None = None):
         self.builtin_template = template_source is None

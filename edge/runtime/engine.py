@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -110,6 +111,8 @@ class Engine:
         self._batch = _internals.LlamaBatch(n_tokens=config.batch_size, embd=0, n_seq_max=1, verbose=False)
         self._cached: list[int] = []  # tokens whose keys/values are in the cache, position = index
         self._control_tokens: dict[str, int] = {}
+        self._marker_split = re.compile("(" + "|".join(map(re.escape, chat_format.text_markers)) + ")"
+                                        if chat_format.text_markers else "(?!)")
         self.utf8_guard = Utf8Guard(model)
         self._lock = threading.Lock()
 
@@ -161,10 +164,28 @@ class Engine:
             for number, piece in enumerate(pieces):
                 if number:
                     self._append_image(next(images), tokens, spans)
-                tokens.extend(llama.tokenize(self.model, piece, special=segment.control))
+                tokens.extend(self._tokenize_segment(piece, segment.control))
         if next(images, None) is not None:
             raise EngineError("the chat template placed fewer images than the request holds")
         return tokens, spans
+
+    def _tokenize_segment(self, text: str, control: bool) -> list[int]:
+        """Client text never yields a control token, not even the ones llama.cpp matches in plain text.
+
+        Gemma 4 GGUFs mark ``<|tool_call>``, ``<|"|>`` and the other markers the chat parser must see as
+        USER_DEFINED, and llama.cpp's tokenizer matches user-defined tokens even with special parsing
+        off. A marker inside client text is therefore tokenized in two parts (``<|tool_call`` + ``>``):
+        the same characters, as ordinary tokens."""
+        if control:
+            return llama.tokenize(self.model, text, special=True)
+        tokens: list[int] = []
+        for piece in self._marker_split.split(text):
+            if piece in self.chat_format.text_markers:
+                tokens.extend(llama.tokenize(self.model, piece[:-1], special=False))
+                tokens.extend(llama.tokenize(self.model, piece[-1:], special=False))
+            elif piece:
+                tokens.extend(llama.tokenize(self.model, piece, special=False))
+        return tokens
 
     def _append_image(self, image, tokens: list[int], spans: list[ImageSpan]) -> None:
         """mtmd frames the image with its own begin/end tokens; those stay ordinary tokens here."""
