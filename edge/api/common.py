@@ -10,6 +10,7 @@ from typing import Any, Iterable
 
 from edge.errors import InvalidRequestError, UnsupportedFeatureError
 from edge.formats.base import ChatFormat
+from edge.runtime.events import TokenLogprob
 from edge.runtime.request import ToolSpec
 
 EMPTY_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
@@ -44,3 +45,10 @@ def thinking_switch(explicit: bool | None, chat_format: ChatFormat, *, param: st
     if budget is not None and not chat_format.supports_thinking:
         raise UnsupportedFeatureError("this model cannot think, so it has no thinking budget", param=budget_param)
     return chat_format.supports_thinking if explicit is None else explicit
+
+
+def logprob_json(entry: TokenLogprob) -> dict[str, Any]:
+    """One token's log-probability, as both OpenAI dialects spell it."""
+    return {"token": entry.token, "bytes": list(entry.bytes), "logprob": entry.logprob,
+            "top_logprobs": [{"token": top.token, "bytes": list(top.bytes), "logprob": top.logprob}
+                             for top in entry.top]}

@@ -12,7 +12,7 @@ from typing import Any, AsyncIterator, Literal, Optional, Union
 
 from pydantic import Field, model_validator
 
-from edge.api.common import thinking_switch, tool_specs
+from edge.api.common import logprob_json, thinking_switch, tool_specs
 from edge.api.context import ServingContext
 from edge.api.validation import WireModel
 from edge.errors import InvalidRequestError, UnsupportedFeatureError
@@ -381,17 +381,11 @@ class ChatResponseBuilder:
     def _logprobs(self, entries: tuple[TokenLogprob, ...]) -> dict[str, Any] | None:
         if not self.logprobs:
             return None
-        return {"content": [_logprob_json(entry) for entry in entries], "refusal": None}
+        return {"content": [logprob_json(entry) for entry in entries], "refusal": None}
 
 
 def _tool_call_json(call: ToolCallDelta) -> dict[str, Any]:
     return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
-
-
-def _logprob_json(entry: TokenLogprob) -> dict[str, Any]:
-    return {"token": entry.token, "bytes": list(entry.bytes), "logprob": entry.logprob,
-            "top_logprobs": [{"token": top.token, "bytes": list(top.bytes), "logprob": top.logprob}
-                             for top in entry.top]}
 
 
 def usage_json(finish: Finish) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any, AsyncIterator, Literal, Optional, Union
 
 from pydantic import Field
 
-from edge.api.common import thinking_switch, tool_specs
+from edge.api.common import logprob_json, thinking_switch, tool_specs
 from edge.api.context import ServingContext
 from edge.api.validation import WireModel, tagged_union
 from edge.errors import EdgeError, InvalidRequestError, NotFoundError, UnsupportedFeatureError
@@ -472,7 +472,7 @@ class ResponseBuilder:
         self._record["text" if kind == "message" else "reasoning"].append(text)
         fields = self._where()
         if kind == "message":
-            entries = [_logprob_json(entry) for entry in logprobs]
+            entries = [logprob_json(entry) for entry in logprobs]
             self._logprobs.extend(entries)
             return payloads + [self._event("response.output_text.delta", **fields, delta=text, logprobs=entries)]
         return payloads + [self._event("response.reasoning_text.delta", **fields, delta=text)]
@@ -568,12 +568,6 @@ def _tool_choice_json(choice: Union[str, NamedFunction, None]) -> Union[str, dic
     if isinstance(choice, NamedFunction):
         return choice.model_dump()
     return choice or "auto"
-
-
-def _logprob_json(entry: TokenLogprob) -> dict[str, Any]:
-    return {"token": entry.token, "bytes": list(entry.bytes), "logprob": entry.logprob,
-            "top_logprobs": [{"token": top.token, "bytes": list(top.bytes), "logprob": top.logprob}
-                             for top in entry.top]}
 
 
 def usage_json(finish: Finish) -> dict[str, Any]:
