@@ -115,6 +115,7 @@ class Engine:
                                         if chat_format.text_markers else "(?!)")
         self.utf8_guard = Utf8Guard(model)
         self._lock = threading.Lock()
+        self._vision_lock = threading.Lock()  # mtmd's context is not documented as thread-safe
 
     @classmethod
     def load(cls, files: ModelFiles, config: EngineConfig, model_id: str | None = None) -> "Engine":
@@ -189,7 +190,8 @@ class Engine:
 
     def _append_image(self, image, tokens: list[int], spans: list[ImageSpan]) -> None:
         """mtmd frames the image with its own begin/end tokens; those stay ordinary tokens here."""
-        chunks = self.vision.tokenize(self.vision.marker, [image.pixels])
+        with self._vision_lock:  # prepare runs beside a generation that may be encoding with mtmd
+            chunks = self.vision.tokenize(self.vision.marker, [image.pixels])
         digest = int.from_bytes(hashlib.blake2b(image.pixels.tobytes(), digest_size=6).digest(), "big")
         for index, chunk in enumerate(chunks.describe()):
             if chunk.kind == "text":
@@ -274,7 +276,9 @@ class Engine:
             if span.start < start:
                 continue
             self.evaluate(list(prepared.tokens[position:span.start]), position)
-            end = self.vision.evaluate_chunk(self.context, span.chunks, span.index, span.start, self.config.batch_size)
+            with self._vision_lock:
+                end = self.vision.evaluate_chunk(self.context, span.chunks, span.index, span.start,
+                                                 self.config.batch_size)
             if end != span.start + span.n_tokens:
                 raise VisionError(f"an image took {end - span.start} positions, expected {span.n_tokens}")
             self._cached[span.start:] = prepared.tokens[span.start:end]
