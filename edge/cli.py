@@ -160,13 +160,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from edge.runtime.engine import ContextTooLargeError
     from edge.runtime.llama import ModelLoadError
     from edge.runtime.sources import ModelSourceError
+    from edge.runtime.vision import VisionError
     from edge.settings import SettingsError
 
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
     except (ModelSourceError, ModelLoadError, SettingsError, UnsupportedModelError,
-            ContextTooLargeError, EdgeError) as error:
+            ContextTooLargeError, VisionError, EdgeError) as error:
         print(f"edge: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -164,11 +164,18 @@ class Engine:
             pieces = segment.text.split(placeholder) if segment.control and placeholder else [segment.text]
             for number, piece in enumerate(pieces):
                 if number:
-                    self._append_image(next(images), tokens, spans)
+                    self._append_image(self._next_image(images), tokens, spans)
                 tokens.extend(self._tokenize_segment(piece, segment.control))
         if next(images, None) is not None:
             raise EngineError("the chat template placed fewer images than the request holds")
         return tokens, spans
+
+    @staticmethod
+    def _next_image(images):
+        image = next(images, None)
+        if image is None:
+            raise EngineError("the chat template placed more images than the request holds")
+        return image
 
     def _tokenize_segment(self, text: str, control: bool) -> list[int]:
         """Client text never yields a control token, not even the ones llama.cpp matches in plain text.

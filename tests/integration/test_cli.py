@@ -64,3 +64,18 @@ def test_truncated_gguf_fails_with_a_clear_message(tmp_path, demo_model_path):
 def test_context_beyond_training_is_refused(demo_model_path):
     result = edge("info", "--ctx-size", "65536", timeout=60)
     assert result.returncode == 2 and "trained context of 32768" in result.stderr
+
+
+def test_a_text_model_given_as_projector_fails_with_a_clear_message(gemma4_models):
+    model = str(gemma4_models.text_gguf)
+    result = edge("info", "--model", model, "--mmproj", model, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "could not load the projector" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_info_on_gemma4_shows_the_format_and_projector(gemma4_models):
+    result = edge("info", "--json", "--model", str(gemma4_models.text_gguf.parent), timeout=60)
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["model"]["architecture"] == "gemma4" and info["model"]["chat_format"] == "gemma4"
+    assert info["model"]["mmproj"].endswith(".gguf") and info["model"]["has_chat_template"] is True
