@@ -64,11 +64,6 @@ class PayloadTooLargeError(EdgeError):
     code = "request_too_large"
 
 
-class UnsupportedMediaTypeError(EdgeError):
-    status = 415
-    error_type = "invalid_request_error"
-
-
 class EngineError(EdgeError):
     """llama.cpp failed while generating: our fault or the machine's, never the client's."""
 

@@ -313,7 +313,10 @@ def _check_block_role(block: ContentBlock, role: str, param: str, serving: Servi
 
 
 def _tool_result(block: ToolResultBlock) -> Message:
+    """A failed tool's output reaches the model marked as an error, not as a normal result."""
     text = block.content if isinstance(block.content, str) else "".join(part.text for part in block.content)
+    if block.is_error:
+        text = json.dumps({"error": text}, ensure_ascii=False)
     return Message("tool", (TextPart(text),), tool_call_id=block.tool_use_id)
 
 

@@ -32,7 +32,6 @@ QUANT_TYPES = {
     "IQ4_XS": (30, False),  # works without an imatrix (unlike IQ3/IQ2), better with one
 }
 GGML_Q8_0 = 8
-GGML_F16 = 1
 # tensors the recipe pins at >= 8 bits: (regex, reason)
 RECIPE_OVERRIDES = [(r"per_layer_token_embd\.weight", "PLE table: 4-bit collapses E4B")]
 TENSOR_GROUPS = [

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Callable, Sequence, Union
+from typing import Any, Callable, Sequence, Union
+
+from edge.errors import InvalidRequestError
 
 from edge.runtime.events import ReasoningDelta, TextDelta, ToolCallDelta
 from edge.runtime.grammar import ANY_JSON_OBJECT, Constraint, SchemaError, json_gbnf
@@ -81,11 +83,13 @@ class ChatFormat(ABC):
             return None
         schema = request.response_format.schema if request.response_format.kind == "json_schema" else ANY_JSON_OBJECT
         try:
-            return Constraint(json_gbnf(schema))
+            return Constraint(self.json_grammar(schema, request, token))
         except SchemaError as error:
-            from edge.errors import InvalidRequestError
-
             raise InvalidRequestError(f"the JSON schema cannot be enforced: {error}", param="response_format") from None
+
+    def json_grammar(self, schema: dict[str, Any], request: GenerationRequest, token: Callable[[str], int]) -> str:
+        """GBNF for the JSON answer; a format with a thought channel lets the thought come first."""
+        return json_gbnf(schema)
 
 
 class PlainTextParser(OutputParser):

@@ -15,7 +15,7 @@ from edge.formats.gemma4_grammar import json_output_grammar, tool_call_grammar
 from edge.formats.gemma4_parser import CALL_OPEN, CHANNEL_OPEN, MARKERS, Gemma4Parser
 from edge.formats.gemma4_template import GEMMA4_CHAT_TEMPLATE
 from edge.formats.template import Hider, compile_template, render_template, visible_text
-from edge.runtime.grammar import ANY_JSON_OBJECT, Constraint, SchemaError
+from edge.runtime.grammar import Constraint, SchemaError
 from edge.runtime.request import GenerationRequest, ImagePart, Message, TextPart, ToolSpec
 
 # the control tokens Gemma 4's constraints and bans are written with
@@ -64,9 +64,10 @@ class Gemma4Format(ChatFormat):
                                       param="response_format")
         if request.tools and request.tool_choice.mode in ("auto", "required", "function"):
             return self._tool_constraint(request, token)
-        if request.response_format.kind != "text":
-            return self._json_constraint(request, token)
-        return None
+        return super().constraint(request, token)
+
+    def json_grammar(self, schema: dict[str, Any], request: GenerationRequest, token: Callable[[str], int]) -> str:
+        return json_output_grammar(schema, token, thinking=request.enable_thinking)
 
     def _tool_constraint(self, request: GenerationRequest, token: Callable[[str], int]) -> Constraint | None:
         choice = request.tool_choice
@@ -83,14 +84,6 @@ class Gemma4Format(ChatFormat):
             # free text until the model opens a call; from then on the call must be valid
             return Constraint(gbnf, trigger_tokens=(token(CALL_OPEN),))
         return Constraint(gbnf)
-
-    def _json_constraint(self, request: GenerationRequest, token: Callable[[str], int]) -> Constraint:
-        schema = request.response_format.schema if request.response_format.kind == "json_schema" else ANY_JSON_OBJECT
-        try:
-            return Constraint(json_output_grammar(schema, token, thinking=request.enable_thinking))
-        except SchemaError as error:
-            raise InvalidRequestError(f"the JSON schema cannot be enforced: {error}",
-                                      param="response_format") from None
 
 
 def _tool_names(messages: Sequence[Message]) -> dict[str, str]:

@@ -124,17 +124,8 @@ def parse_call(text: str) -> tuple[str, dict[str, Any]]:
     return match.group(0), arguments
 
 
-def parse_value(text: str) -> Any:
-    reader = _Reader(text)
-    value = reader.value()
-    reader.skip_spaces()
-    if reader.position != len(text):
-        raise GemmaSyntaxError("unexpected text after the value")
-    return value
-
-
 def format_value(value: Any) -> str:
-    """The inverse of parse_value (keys sorted, as the chat template writes them)."""
+    """A value in Gemma's syntax, keys sorted as the chat template writes them."""
     if isinstance(value, str):
         return f"{QUOTE}{value}{QUOTE}"
     if value is True or value is False:

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
-from typing import Any, AsyncIterator, Callable, TypeVar
+from typing import Any, AsyncIterator, TypeVar
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -26,10 +26,10 @@ from edge.api.context import ServingContext
 from edge.api.errors import error_json_for_path, openai_error_json
 from edge.api.validation import validate_body
 from edge.errors import (
-    AuthenticationError, EdgeError, EngineError, MethodNotAllowedError, ModelNotFoundError, NotFoundError,
+    AuthenticationError, EdgeError, MethodNotAllowedError, ModelNotFoundError, NotFoundError,
 )
 from edge.runtime.engine import Engine
-from edge.server.http import json_unless_disconnected, openai_sse, read_json, sse_data, sse_response
+from edge.server.http import json_unless_disconnected, read_json, sse_response, sse_stream
 from edge.server.worker import GenerationWorker
 from edge.settings import Settings
 
@@ -72,7 +72,8 @@ async def chat_completions(request: Request) -> Response:
     builder = openai_chat.ChatResponseBuilder(engine.info.id, include_usage, chat.logprobs)
     events = worker.stream(prepared)
     if chat.stream:
-        return sse_response(openai_sse(builder.chunks(events), openai_error_json))
+        return sse_response(sse_stream(builder.chunks(events), lambda error: [openai_error_json(error)],
+                                       named_events=False, trailer="data: [DONE]\n\n"))
     return await json_unless_disconnected(request, builder.completion(events))
 
 
@@ -89,7 +90,7 @@ async def responses(request: Request) -> Response:
                                                None if wire.store is False else store)
     events = worker.stream(prepared)
     if wire.stream:
-        return sse_response(typed_sse(builder.stream(events), builder.failed))
+        return sse_response(sse_stream(builder.stream(events), builder.failed, named_events=True))
     return await json_unless_disconnected(request, builder.response(events))
 
 
@@ -105,7 +106,8 @@ async def messages(request: Request) -> Response:
     builder = anthropic_messages.MessageBuilder(engine.info.id, len(prepared.tokens))
     events = worker.stream(prepared)
     if wire.stream:
-        return sse_response(typed_sse(builder.stream(events), lambda error: [anthropic_messages.error_json(error)]))
+        return sse_response(sse_stream(builder.stream(events), lambda error: [anthropic_messages.error_json(error)],
+                                       named_events=True))
     return await json_unless_disconnected(request, builder.collect(events))
 
 
@@ -115,21 +117,6 @@ async def count_tokens(request: Request) -> Response:
     prepared = await worker.prepare(generation)
     prepared.close()
     return JSONResponse({"input_tokens": len(prepared.tokens)})
-
-
-async def typed_sse(payloads: AsyncIterator[dict[str, Any]],
-                    on_error: Callable[[EdgeError], list[dict[str, Any]]]) -> AsyncIterator[str]:
-    """SSE whose event name is each payload's ``type`` (Responses and Messages); a failure after the
-    first byte goes out as the dialect's error events."""
-    try:
-        async for payload in payloads:
-            yield f"event: {payload['type']}\n{sse_data(payload)}"
-    except Exception as error:  # noqa: BLE001 - headers are sent; the client gets error events
-        if not isinstance(error, EdgeError):
-            log.exception("generation failed after streaming began")
-            error = EngineError(f"generation failed: {type(error).__name__}")
-        for payload in on_error(error):
-            yield f"event: {payload['type']}\n{sse_data(payload)}"
 
 
 def _model_json(engine: Engine) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any, AsyncIterator, Awaitable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -56,14 +56,24 @@ def sse_response(frames: AsyncIterator[str]) -> StreamingResponse:
     return StreamingResponse(frames, media_type="text/event-stream", headers=SSE_HEADERS)
 
 
-async def openai_sse(chunks: AsyncIterator[dict[str, Any]], error_json) -> AsyncIterator[str]:
-    """OpenAI-style SSE: ``data:`` frames, an error frame if generation fails, then ``[DONE]``."""
+async def sse_stream(payloads: AsyncIterator[dict[str, Any]],
+                     on_error: Callable[[EdgeError], list[dict[str, Any]]], *,
+                     named_events: bool, trailer: str = "") -> AsyncIterator[str]:
+    """SSE frames for one dialect. A failure after the first byte cannot change the status any more, so
+    it goes out as the dialect's error frames. ``named_events`` writes ``event: <type>`` lines
+    (Responses, Messages); OpenAI chat ends with the ``data: [DONE]`` trailer."""
+
+    def frame(payload: dict[str, Any]) -> str:
+        return f"event: {payload['type']}\n{sse_data(payload)}" if named_events else sse_data(payload)
+
     try:
-        async for chunk in chunks:
-            yield sse_data(chunk)
-    except EdgeError as error:
-        yield sse_data(error_json(error))
-    except Exception as error:  # noqa: BLE001 - headers are sent; the client gets an error frame
-        log.exception("generation failed after streaming began")
-        yield sse_data(error_json(EngineError(f"generation failed: {type(error).__name__}")))
-    yield "data: [DONE]\n\n"
+        async for payload in payloads:
+            yield frame(payload)
+    except Exception as error:  # noqa: BLE001 - headers are sent; the client gets error frames
+        if not isinstance(error, EdgeError):
+            log.exception("generation failed after streaming began")
+            error = EngineError(f"generation failed: {type(error).__name__}")
+        for payload in on_error(error):
+            yield frame(payload)
+    if trailer:
+        yield trailer
