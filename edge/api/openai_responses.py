@@ -19,6 +19,7 @@ from pydantic import Field
 
 from edge.api.common import logprob_json, thinking_switch, tool_specs
 from edge.api.context import ServingContext
+from edge.api.openai_chat import FunctionDefinition
 from edge.api.validation import WireModel, tagged_union
 from edge.errors import EdgeError, InvalidRequestError, NotFoundError, UnsupportedFeatureError
 from edge.formats.base import ChatFormat
@@ -121,12 +122,10 @@ InputItem = tagged_union({"message": MessageItem, "function_call": FunctionCallI
 
 # -- wire types: options ---------------------------------------------------------------------------
 
-class FunctionTool(WireModel):
+class FunctionTool(FunctionDefinition):
+    """Responses spells a function tool flat: chat's function definition plus its ``type``."""
+
     type: Literal["function"]
-    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
-    description: Optional[str] = None
-    parameters: Optional[dict[str, Any]] = None
-    strict: Optional[bool] = None
 
 
 class NamedFunction(WireModel):

@@ -143,12 +143,16 @@ def test_json_schema_output_is_valid(gemma4_client, seed, thinking):
 
 
 def test_json_object_output_is_a_json_object(gemma4_client):
+    finished = 0
     for seed in range(5):
         response = gemma4_client.chat.completions.create(
             model=MODEL, messages=[{"role": "user", "content": "JSON please"}], seed=seed, max_tokens=200,
             response_format={"type": "json_object"}, extra_body={"enable_thinking": False})
-        if response.choices[0].finish_reason == "stop":
+        assert_no_markers(response.choices[0].message.content)
+        if response.choices[0].finish_reason == "stop":  # free-form objects may run past max_tokens
             assert isinstance(json.loads(response.choices[0].message.content), dict)
+            finished += 1
+    assert finished >= 1, "no json_object answer finished within max_tokens"
 
 
 class Person(pydantic.BaseModel):
