@@ -16,7 +16,7 @@ from pathlib import Path
 
 from edge.runtime import sampling
 from edge.runtime.engine import Engine, EngineConfig
-from edge.runtime.request import GenerationRequest, Message, ResponseFormat, SamplingParams, TextPart
+from edge.core.request import GenerationRequest, Message, ResponseFormat, SamplingParams, TextPart
 from edge.runtime.sources import resolve_model
 from edge.settings import Settings
 

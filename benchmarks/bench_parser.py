@@ -14,7 +14,7 @@ import time
 
 from edge.formats.base import Piece
 from edge.formats.gemma4_parser import Gemma4Parser
-from edge.runtime.request import ToolSpec
+from edge.core.request import ToolSpec
 
 Q = '<|"|>'
 TOOL = ToolSpec("get_weather", "", {"type": "object", "properties": {"city": {"type": "string"},

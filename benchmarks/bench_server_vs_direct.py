@@ -99,7 +99,7 @@ def median_and_spread(values: list[float]) -> dict:
 def measure_direct(model_path: Path, threads: int, runs: int, n_tokens: int) -> tuple[list[dict], int, dict]:
     from edge.formats.gemma3 import Gemma3Format
     from edge.runtime import llama
-    from edge.runtime.request import Message, TextPart
+    from edge.core.request import Message, TextPart
 
     model = llama.load_model(model_path)
     context = llama.new_context(model, llama.ContextOptions(n_ctx=2048, n_batch=512, n_threads=threads))

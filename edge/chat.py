@@ -10,8 +10,8 @@ from typing import TextIO
 
 from edge.errors import EdgeError
 from edge.runtime.engine import Engine
-from edge.runtime.events import Finish, TextDelta
-from edge.runtime.request import GenerationRequest, Message, SamplingParams, TextPart
+from edge.core.events import Finish, TextDelta
+from edge.core.request import GenerationRequest, Message, SamplingParams, TextPart
 
 PROMPT = "you> "
 

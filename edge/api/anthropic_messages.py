@@ -17,9 +17,9 @@ from edge.api.common import thinking_switch, tool_specs
 from edge.api.context import ServingContext
 from edge.api.validation import WireModel, tagged_union
 from edge.errors import EdgeError, InvalidRequestError, UnsupportedFeatureError
-from edge.runtime.events import Event, Finish, ReasoningDelta, TextDelta, ToolCallDelta
+from edge.core.events import Event, Finish, ReasoningDelta, TextDelta, ToolCallDelta
 from edge.runtime.images import check_image_count, load_image, load_image_base64
-from edge.runtime.request import (
+from edge.core.request import (
     DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MAX_OUTPUT_TOKENS,
     GenerationRequest, ImagePart, Message, ResponseFormat, SamplingParams, TextPart, ToolCall, ToolChoice, ToolSpec,
 )

@@ -10,8 +10,8 @@ from typing import Any, Iterable
 
 from edge.errors import InvalidRequestError, UnsupportedFeatureError
 from edge.formats.base import ChatFormat
-from edge.runtime.events import TokenLogprob
-from edge.runtime.request import ToolSpec
+from edge.core.events import TokenLogprob
+from edge.core.request import ToolSpec
 
 EMPTY_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
 

@@ -17,8 +17,8 @@ from edge.api.context import ServingContext
 from edge.api.validation import WireModel
 from edge.errors import InvalidRequestError, UnsupportedFeatureError
 from edge.formats.base import ChatFormat
-from edge.runtime.events import Event, Finish, ReasoningDelta, TextDelta, TokenLogprob, ToolCallDelta
-from edge.runtime.request import (
+from edge.core.events import Event, Finish, ReasoningDelta, TextDelta, TokenLogprob, ToolCallDelta
+from edge.core.request import (
     DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MAX_OUTPUT_TOKENS, MAX_SEED, MAX_TOP_LOGPROBS,
     GenerationRequest, ImagePart, Message, ResponseFormat, SamplingParams, TextPart, ToolCall, ToolChoice, ToolSpec,
 )

@@ -23,9 +23,9 @@ from edge.api.openai_chat import FunctionDefinition
 from edge.api.validation import WireModel, tagged_union
 from edge.errors import EdgeError, InvalidRequestError, NotFoundError, UnsupportedFeatureError
 from edge.formats.base import ChatFormat
-from edge.runtime.events import Event, Finish, ReasoningDelta, TextDelta, TokenLogprob, ToolCallDelta
+from edge.core.events import Event, Finish, ReasoningDelta, TextDelta, TokenLogprob, ToolCallDelta
 from edge.runtime.images import check_image_count, load_image
-from edge.runtime.request import (
+from edge.core.request import (
     DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MAX_OUTPUT_TOKENS, MAX_SEED, MAX_TOP_LOGPROBS,
     GenerationRequest, ImagePart, Message, ResponseFormat, SamplingParams, TextPart, ToolCall, ToolChoice, ToolSpec,
 )

@@ -13,9 +13,10 @@ from typing import Any, Callable, Sequence, Union
 
 from edge.errors import InvalidRequestError
 
-from edge.runtime.events import ReasoningDelta, TextDelta, ToolCallDelta
-from edge.runtime.grammar import ANY_JSON_OBJECT, Constraint, SchemaError, json_gbnf
-from edge.runtime.request import GenerationRequest, Message, ToolSpec
+from edge.core.events import ReasoningDelta, TextDelta, ToolCallDelta
+from edge.core.constraints import Constraint
+from edge.runtime.grammar import ANY_JSON_OBJECT, SchemaError, json_gbnf
+from edge.core.request import GenerationRequest, Message, ToolSpec
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ class ChatFormat(ABC):
     image_placeholder: str | None = None
     # control-token spellings that must never come out of tokenizing client text
     text_markers: tuple[str, ...] = ()
+    # the control token that closes the thought channel (a thinking budget forces it), if the format thinks
+    reasoning_close: str | None = None
 
     @abstractmethod
     def render(self, messages: Sequence[Message], *, tools: Sequence[ToolSpec] = (), enable_thinking: bool = False,
@@ -115,6 +118,6 @@ def merge_adjacent_roles(messages: Sequence[Message]) -> list[Message]:
 
 
 def _separator():
-    from edge.runtime.request import TextPart
+    from edge.core.request import TextPart
 
     return TextPart("\n\n")

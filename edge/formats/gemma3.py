@@ -11,7 +11,7 @@ from typing import Sequence
 
 from edge.errors import InvalidRequestError
 from edge.formats.base import ChatFormat, OutputParser, PlainTextParser, Segment, control, merge_adjacent_roles, text
-from edge.runtime.request import Message, ToolSpec
+from edge.core.request import Message, ToolSpec
 
 
 class Gemma3Format(ChatFormat):

@@ -12,11 +12,12 @@ from typing import Any, Callable, Sequence
 from edge.errors import InvalidRequestError
 from edge.formats.base import ChatFormat, OutputParser, Segment
 from edge.formats.gemma4_grammar import json_output_grammar, tool_call_grammar
-from edge.formats.gemma4_parser import CALL_OPEN, CHANNEL_OPEN, MARKERS, Gemma4Parser
+from edge.formats.gemma4_parser import CALL_OPEN, CHANNEL_CLOSE, CHANNEL_OPEN, MARKERS, Gemma4Parser
 from edge.formats.gemma4_template import GEMMA4_CHAT_TEMPLATE
 from edge.formats.template import Hider, compile_template, render_template, visible_text
-from edge.runtime.grammar import Constraint, SchemaError
-from edge.runtime.request import GenerationRequest, ImagePart, Message, TextPart, ToolSpec
+from edge.core.constraints import Constraint
+from edge.runtime.grammar import SchemaError
+from edge.core.request import GenerationRequest, ImagePart, Message, TextPart, ToolSpec
 
 # the control tokens Gemma 4's constraints and bans are written with
 CONTROL_TOKENS = ("<|tool_call>", "<tool_call|>", '<|"|>', "<|channel>", "<channel|>")
@@ -28,6 +29,7 @@ class Gemma4Format(ChatFormat):
     supports_thinking = True
     image_placeholder = "<|image|>"
     text_markers = MARKERS
+    reasoning_close = CHANNEL_CLOSE
 
     def __init__(self, template_source: str | None = None):
         self.builtin_template = template_source is None

@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 from edge.formats.gemma4_values import QUOTE, format_value
 from edge.runtime.grammar import ANNOTATIONS, STRUCTURE, SchemaError, check_schema, json_gbnf
-from edge.runtime.request import ToolSpec
+from edge.core.request import ToolSpec
 
 TOOL_KEYWORDS = ANNOTATIONS | STRUCTURE
 _BARE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")

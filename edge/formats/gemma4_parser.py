@@ -15,8 +15,8 @@ from typing import Sequence
 
 from edge.formats.base import OutputParser, ParsedEvent, Piece
 from edge.formats.gemma4_values import QUOTE, GemmaSyntaxError, coerce_to_schema, parse_call
-from edge.runtime.events import ReasoningDelta, TextDelta, ToolCallDelta
-from edge.runtime.request import ToolSpec
+from edge.core.events import ReasoningDelta, TextDelta, ToolCallDelta
+from edge.core.request import ToolSpec
 
 CHANNEL_OPEN, CHANNEL_CLOSE = "<|channel>", "<channel|>"
 CALL_OPEN, CALL_CLOSE = "<|tool_call>", "<tool_call|>"

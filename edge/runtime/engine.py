@@ -23,11 +23,10 @@ from llama_cpp import _internals
 from edge.errors import ContextLengthExceededError, EngineError, InvalidRequestError
 from edge.formats import chat_format_for
 from edge.formats.base import ChatFormat, Piece
-from edge.formats.gemma4_parser import CHANNEL_CLOSE
 from edge.runtime import llama
-from edge.runtime.events import Event, Finish, TextDelta, TokenLogprob, TopLogprob, Usage
-from edge.runtime.grammar import Constraint
-from edge.runtime.request import MAX_OUTPUT_TOKENS, GenerationRequest, ImagePart
+from edge.core.events import Event, Finish, TextDelta, TokenLogprob, TopLogprob, Usage
+from edge.core.constraints import Constraint
+from edge.core.request import MAX_OUTPUT_TOKENS, GenerationRequest, ImagePart
 from edge.runtime.sampling import (
     GrammarCompileError, TokenSampler, build_sampler, check_grammar, is_control_token, is_end_of_generation,
     resolve_seed,
@@ -406,7 +405,7 @@ class _Generation:
         """Sample, unless the thinking budget is spent: then the thought channel is closed for the model."""
         budget = self.request.thinking_budget
         if budget is not None and self.parser.can_close_reasoning and self.reasoning_tokens >= budget:
-            token = self.engine.control_token(CHANNEL_CLOSE)
+            token = self.engine.control_token(self.engine.chat_format.reasoning_close)
             sampler.accept(token)
             return token
         return sampler.sample(self.engine.context)

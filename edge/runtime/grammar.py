@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from typing import Any, Iterator
 
 from llama_cpp.llama_grammar import json_schema_to_gbnf
@@ -28,14 +27,6 @@ ANY_JSON_OBJECT: dict[str, Any] = {"type": "object"}
 
 class SchemaError(ValueError):
     """A schema the grammar cannot enforce exactly; the message names the keyword and where it is."""
-
-
-@dataclass(frozen=True)
-class Constraint:
-    """A GBNF grammar for the sampler; ``trigger_tokens`` makes it lazy (inactive until one appears)."""
-
-    gbnf: str
-    trigger_tokens: tuple[int, ...] = ()
 
 
 def _nodes(schema: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -15,8 +15,8 @@ import numpy as np
 import llama_cpp
 from llama_cpp import _internals
 
-from edge.runtime.grammar import Constraint
-from edge.runtime.request import MAX_SEED, SamplingParams
+from edge.core.constraints import Constraint
+from edge.core.request import MAX_SEED, SamplingParams
 
 
 def resolve_seed(seed: int | None) -> int:

@@ -13,8 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import AsyncIterator
 
 from edge.runtime.engine import Engine, PreparedPrompt
-from edge.runtime.events import Event
-from edge.runtime.request import GenerationRequest
+from edge.core.events import Event
+from edge.core.request import GenerationRequest
 
 _END = object()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edge.runtime.engine import Engine, EngineConfig
-from edge.runtime.request import GenerationRequest, Message, TextPart, ToolCall
+from edge.core.request import GenerationRequest, Message, TextPart, ToolCall
 from edge.runtime.sources import resolve_model
 
 CONTROL = ("<|tool_call>", "<tool_call|>", '<|"|>', "<|channel>", "<channel|>", "<|turn>", "<turn|>",
@@ -48,7 +48,7 @@ def test_tool_arguments_and_results_from_clients_stay_text(engine):
 
 
 def test_prefix_cache_gives_the_same_greedy_text_as_a_cold_run(engine):
-    from edge.runtime.request import SamplingParams
+    from edge.core.request import SamplingParams
 
     def text(request):
         return "".join(getattr(event, "text", "") for event in engine.generate(engine.prepare(request)))

@@ -3,7 +3,7 @@ import pytest
 from edge.errors import InvalidRequestError
 from edge.formats.base import Piece
 from edge.formats.gemma3 import Gemma3Format
-from edge.runtime.request import Message, TextPart
+from edge.core.request import Message, TextPart
 
 
 def msg(role, text):

@@ -9,8 +9,8 @@ from hypothesis import given, settings, strategies as st
 
 from edge.formats.base import Piece
 from edge.formats.gemma4_parser import MARKERS, Gemma4Parser
-from edge.runtime.events import ReasoningDelta, TextDelta, ToolCallDelta
-from edge.runtime.request import ToolSpec
+from edge.core.events import ReasoningDelta, TextDelta, ToolCallDelta
+from edge.core.request import ToolSpec
 
 Q = '<|"|>'
 WEATHER = ToolSpec("get_weather", "", {"type": "object", "properties": {

@@ -6,7 +6,7 @@ import pytest
 
 from edge.errors import InvalidRequestError
 from edge.formats.gemma4 import Gemma4Format
-from edge.runtime.request import ImagePart, Message, TextPart, ToolCall, ToolSpec
+from edge.core.request import ImagePart, Message, TextPart, ToolCall, ToolSpec
 
 Q = '<|"|>'
 WEATHER = ToolSpec("get_weather", "Current weather for a city.", {

@@ -9,7 +9,7 @@ from edge.api.validation import param_path, parse_json_body, validate_body
 from edge.errors import InvalidRequestError, UnsupportedFeatureError
 from edge.formats.gemma3 import Gemma3Format
 from edge.formats.gemma4 import Gemma4Format
-from edge.runtime.request import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
+from edge.core.request import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 
 VALID = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 GEMMA3 = ServingContext(Gemma3Format(), n_vocab=1000, vision=False, image_policy=ImagePolicy())
