@@ -28,6 +28,11 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--threads", "-t", type=int, help="CPU threads (default: all available)")
     group.add_argument("--n-gpu-layers", "-ngl", type=int, help="layers to offload to a GPU (default 0)")
     group.add_argument("--kv-type", choices=["f32", "f16", "q8_0"], help="KV cache type (default f16)")
+    group.add_argument("--parallel", "-np", type=int,
+                       help="sequences decoded together; the KV cache holds parallel x ctx-size tokens (default 4)")
+    group.add_argument("--swa-full", dest="swa_full", action=argparse.BooleanOptionalAction, default=None,
+                       help="keep every position in the sliding-window layers, so a cached prefix can be "
+                            "reused after long turns (default on; off saves memory)")
     group.add_argument("--extra-bufts", type=ExtraBuffers, choices=list(ExtraBuffers),
                        help="llama.cpp weight repacking: auto turns it off where AMX kernels would crash")
     group.add_argument("--cache-dir", type=Path, help="where the demo model is assembled (default ~/.cache/edge)")
@@ -105,7 +110,8 @@ def _load_engine(settings):
     files = resolve_model(settings.model, settings.mmproj, settings.cache_dir)
     config = EngineConfig(
         ctx_size=settings.ctx_size, batch_size=settings.batch_size, threads=settings.thread_count,
-        kv_type=settings.kv_type, prefix_cache=settings.prefix_cache,
+        kv_type=settings.kv_type, prefix_cache=settings.prefix_cache, parallel=settings.parallel,
+        swa_full=settings.swa_full,
         load=LoadOptions(n_gpu_layers=settings.n_gpu_layers, extra_buffers=settings.extra_bufts))
     return Engine.load(files, config, settings.model_alias)
 

@@ -33,6 +33,8 @@ class Settings:
     extra_bufts: ExtraBuffers = ExtraBuffers.AUTO
     kv_type: str = "f16"
     prefix_cache: bool = True
+    parallel: int = 4  # sequences decoded together, each with its own ctx_size window of the KV cache
+    swa_full: bool = True  # sliding-window layers keep every position (prefix reuse after long turns)
     max_body_bytes: int = 32 * 1024 * 1024  # a 20 MiB image is ~27 MiB of base64 JSON
     api_key: str | None = None
     cors_origins: tuple[str, ...] = ()
@@ -96,6 +98,8 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "EDGE_EXTRA_BUFTS": ("extra_bufts", ExtraBuffers),
     "EDGE_KV_TYPE": ("kv_type", str),
     "EDGE_PREFIX_CACHE": ("prefix_cache", _bool),
+    "EDGE_PARALLEL": ("parallel", int),
+    "EDGE_SWA_FULL": ("swa_full", _bool),
     "EDGE_MAX_BODY_BYTES": ("max_body_bytes", int),
     "EDGE_API_KEY": ("api_key", str),
     "EDGE_CORS_ORIGINS": ("cors_origins", _origins),
@@ -143,6 +147,8 @@ def _check(settings: Settings) -> None:
         raise SettingsError(f"ctx_size must be at least 256, got {settings.ctx_size}")
     if settings.batch_size < 1:
         raise SettingsError(f"batch_size must be positive, got {settings.batch_size}")
+    if not 1 <= settings.parallel <= 64:
+        raise SettingsError(f"parallel must be 1-64, got {settings.parallel}")
     if settings.threads < 0:
         raise SettingsError(f"threads must be 0 (all) or positive, got {settings.threads}")
     if settings.kv_type not in KV_CACHE_TYPES:

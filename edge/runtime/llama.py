@@ -45,11 +45,14 @@ class LoadOptions:
 
 @dataclass(frozen=True)
 class ContextOptions:
-    n_ctx: int = 8192
+    n_ctx: int = 8192  # KV cells in all, shared by the sequences (one unified cache)
     n_batch: int = 512
     n_threads: int = 2
     kv_type: str = "f16"
     n_seq_max: int = 1
+    # Full-size sliding-window layers keep every position, so a cached prefix can be trimmed anywhere and
+    # reused; window-sized ones cost less memory but cannot roll back past the window.
+    swa_full: bool = True
 
 
 # ggml_log_level (DEBUG=1 INFO=2 WARN=3 ERROR=4) -> Python level; llama.cpp INFO chatter becomes DEBUG,
@@ -115,6 +118,16 @@ def weight_buffers_from_log(lines: list[str]) -> dict[str, float]:
     return buffers
 
 
+def kv_cache_mib_from_log(lines: list[str]) -> float:
+    """MiB of keys/values llama.cpp allocated (``llama_kv_cache: size =  144.00 MiB (...)``), every cache
+    summed: Gemma's sliding-window and global layers have one each."""
+    total = 0.0
+    for line in lines:
+        if "kv_cache" in line and "size =" in line and "MiB" in line:
+            total += float(line.split("size =", 1)[1].split("MiB", 1)[0])
+    return total
+
+
 def new_context(model: _internals.LlamaModel, options: ContextOptions) -> _internals.LlamaContext:
     params = llama_cpp.llama_context_default_params()
     params.n_ctx = options.n_ctx
@@ -123,11 +136,12 @@ def new_context(model: _internals.LlamaModel, options: ContextOptions) -> _inter
     params.n_threads = options.n_threads
     params.n_threads_batch = options.n_threads
     params.n_seq_max = options.n_seq_max
+    # one pool of cells for every sequence: a sequence may grow to the whole window, and copying a shared
+    # prefix between sequences (llama_memory_seq_cp) shares cells instead of duplicating them
+    params.kv_unified = True
     params.type_k = KV_CACHE_TYPES[options.kv_type]
     params.type_v = KV_CACHE_TYPES[options.kv_type]
-    # A full-size sliding-window cache keeps every position, so a cached prefix can be trimmed and
-    # reused; the pruned default cannot roll back past the window.
-    params.swa_full = True
+    params.swa_full = options.swa_full
     params.no_perf = True
     try:
         return _internals.LlamaContext(model=model, params=params, verbose=False)
@@ -169,6 +183,49 @@ def decode_tokens(context: _internals.LlamaContext, batch: _internals.LlamaBatch
             batch.batch.logits[index] = all_logits or (is_last_chunk and offset == len(chunk) - 1)
             batch.batch.n_tokens += 1
         context.decode(batch)
+
+
+class DecodeError(RuntimeError):
+    """llama_decode failed: no room in the KV cache (1), aborted (2), or a compute error (< 0)."""
+
+    def __init__(self, status: int):
+        super().__init__(f"llama_decode returned {status}")
+        self.status = status
+
+
+class TokenBatch:
+    """One llama_batch reused for every step: tokens of several sequences, each at its own position."""
+
+    def __init__(self, capacity: int, n_seq_max: int):
+        self.capacity = capacity
+        self._batch = llama_cpp.llama_batch_init(capacity, 0, n_seq_max)
+        self.size = 0
+
+    def clear(self) -> None:
+        self.size = 0
+
+    def add(self, token: int, position: int, seq_id: int, logits: bool) -> int:
+        """Appends one token; returns its row, where llama_get_logits_ith finds its logits."""
+        row = self.size
+        batch = self._batch
+        batch.token[row] = token
+        batch.pos[row] = position
+        batch.n_seq_id[row] = 1
+        batch.seq_id[row][0] = seq_id
+        batch.logits[row] = logits
+        self.size += 1
+        return row
+
+    def decode(self, context: _internals.LlamaContext) -> None:
+        self._batch.n_tokens = self.size
+        status = llama_cpp.llama_decode(context.ctx, self._batch)
+        if status != 0:
+            raise DecodeError(status)
+
+    def close(self) -> None:
+        if self._batch is not None:
+            llama_cpp.llama_batch_free(self._batch)
+            self._batch = None
 
 
 def logits_row(context: _internals.LlamaContext, n_vocab: int, index: int = -1) -> np.ndarray:

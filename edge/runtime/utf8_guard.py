@@ -10,7 +10,6 @@ every grammar-counted character is exactly one decoded character.
 
 from __future__ import annotations
 
-import ctypes
 import re
 
 import numpy as np
@@ -77,20 +76,14 @@ class Utf8State:
         if len(self.pending) >= sequence_length(self.pending[0]):
             self.pending = b""
 
-    def apply(self, candidates_pointer) -> None:
-        """Sampler stage: runs first in the chain, where candidates are the whole vocabulary in id order."""
-        candidates = candidates_pointer.contents
-        if candidates.size != self.guard.n_vocab or candidates.sorted:
-            raise RuntimeError("the UTF-8 guard must be the first sampler stage")
-        data = np.ctypeslib.as_array(
-            ctypes.cast(candidates.data, ctypes.POINTER(ctypes.c_float)), shape=(candidates.size * 3,))
-        logits = data[1::3]  # llama_token_data is {int32 id, float logit, float p}
-        ids = self.guard._ids
+    def apply(self, logits: np.ndarray) -> None:
+        """Bans, in place, every byte token that cannot come next in valid UTF-8."""
+        guard = self.guard
         if not self.pending:
-            logits[self.guard._never_first] = -np.inf
+            logits[guard._never_first] = -np.inf
             return
         low, high = continuation_range(self.pending)
-        allowed = ids[(self.guard._values >= low) & (self.guard._values <= high)]
+        allowed = guard._ids[(guard._values >= low) & (guard._values <= high)]
         kept = logits[allowed].copy()
         logits[:] = -np.inf
         logits[allowed] = kept

@@ -1,64 +1,82 @@
-"""Runs the blocking generation core off the event loop, one request at a time, in arrival order.
+"""The bridge between the event loop and the engine's scheduler thread.
 
-A single worker thread owns the llama.cpp context; requests wait in its queue. Events cross back to
-the event loop through an asyncio queue. When the client goes away the consumer stops, and the
-generation loop sees the cancel flag before its next token.
+``prepare`` (render, tokenize, compile the grammar) runs in a worker thread so the loop stays free;
+``stream`` submits the prepared prompt and hands each event back to the loop as the scheduler emits it.
+When the client goes away the consumer stops and the cancel flag ends the sequence at the next step,
+freeing its slot.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import AsyncIterator
 
-from edge.runtime.engine import Engine, PreparedPrompt
 from edge.core.events import Event
 from edge.core.request import GenerationRequest
-
-_END = object()
-
-
-class _Failure:
-    def __init__(self, error: BaseException):
-        self.error = error
+from edge.runtime.engine import Engine, PreparedPrompt
+from edge.runtime.sequence import END
 
 
 class GenerationWorker:
     def __init__(self, engine: Engine):
         self.engine = engine
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-generate")
+        self._cancels: set[threading.Event] = set()
+
+    @property
+    def slots(self) -> int:
+        return len(self.engine.scheduler.slots)
+
+    @property
+    def running(self) -> int:
+        return self.engine.scheduler.running
+
+    @property
+    def waiting(self) -> int:
+        return self.engine.scheduler.waiting
 
     async def prepare(self, request: GenerationRequest) -> PreparedPrompt:
-        """Tokenizing is thread-safe and may run beside a generation in progress."""
         return await asyncio.to_thread(self.engine.prepare, request)
 
     async def stream(self, prepared: PreparedPrompt) -> AsyncIterator[Event]:
+        async for _, event in self.stream_choices(prepared, 1):
+            yield event
+
+    async def stream_choices(self, prepared: PreparedPrompt, choices: int) -> AsyncIterator[tuple[int, Event]]:
+        """(choice, event) pairs of ``choices`` sequences sharing one prompt, as they are decoded."""
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[object] = asyncio.Queue()
+        queue: asyncio.Queue[tuple[int, object]] = asyncio.Queue()
         cancelled = threading.Event()
+        self._cancels.add(cancelled)
 
-        def produce() -> None:
+        def emit(choice: int, item: object) -> None:
             try:
-                if cancelled.is_set():
-                    return  # the client left while this request was still queued
-                for event in self.engine.generate(prepared, cancelled):
-                    loop.call_soon_threadsafe(queue.put_nowait, event)
-            except BaseException as error:  # noqa: BLE001 - handed to the consumer, re-raised there
-                loop.call_soon_threadsafe(queue.put_nowait, _Failure(error))
-            finally:
-                loop.call_soon_threadsafe(queue.put_nowait, _END)
+                loop.call_soon_threadsafe(queue.put_nowait, (choice, item))
+            except RuntimeError:
+                pass  # the event loop is gone (shutdown): nobody is left to read this
 
-        future = loop.run_in_executor(self._executor, produce)
+        running = choices
         try:
-            while (item := await queue.get()) is not _END:
-                if isinstance(item, _Failure):
-                    raise item.error
-                yield item  # type: ignore[misc]
+            self.engine.submit(prepared, emit, cancelled, choices)
+            while running:
+                choice, item = await queue.get()
+                if item is END:
+                    running -= 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    yield choice, item  # type: ignore[misc]
         finally:
+            self._cancels.discard(cancelled)
+            if running:
+                cancelled.set()
+                self.engine.scheduler.wake()
+
+    def cancel_all(self) -> None:
+        """Every generation stops at its next step and ends with Finish("cancelled")."""
+        for cancelled in list(self._cancels):
             cancelled.set()
-            if future.done():
-                future.result()
+        self.engine.scheduler.wake()
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        self.cancel_all()
