@@ -31,8 +31,11 @@ def describe(engine: Engine) -> dict[str, Any]:
             "metadata": {key: info.metadata[key] for key in _METADATA_KEYS if key in info.metadata},
         },
         "runtime": {"threads": engine.config.threads, "batch_size": engine.config.batch_size,
-                    "kv_type": engine.config.kv_type, "weight_repacking": repack.enabled,
-                    "weight_repacking_reason": repack.reason},
+                    "parallel": engine.config.parallel, "kv_type": engine.config.kv_type,
+                    "kv_cells": engine.config.kv_cells, "kv_swa_full": engine.config.swa_full,
+                    "kv_cache_mib": round(info.kv_cache_mib, 2),
+                    "kv_cache_mib_per_slot": round(info.kv_cache_mib / engine.config.parallel, 2),
+                    "weight_repacking": repack.enabled, "weight_repacking_reason": repack.reason},
         "hardware": describe_machine(),
     }
 

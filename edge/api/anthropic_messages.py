@@ -346,7 +346,8 @@ class MessageBuilder:
         self.message: dict[str, Any] = {
             "id": f"msg_{uuid.uuid4().hex}", "type": "message", "role": "assistant", "model": model_id,
             "content": [], "stop_reason": None, "stop_sequence": None,
-            "usage": {"input_tokens": input_tokens, "output_tokens": 0}}
+            "usage": {"input_tokens": input_tokens, "output_tokens": 0, "cache_creation_input_tokens": 0,
+                      "cache_read_input_tokens": 0}}
         self._open: str | None = None  # "text" or "thinking": the block taking deltas
         self._chunks: list[str] = []
 
@@ -410,7 +411,10 @@ class MessageBuilder:
     def _finish(self, finish: Finish) -> list[dict[str, Any]]:
         payloads = self._close()
         usage = self.message["usage"]
-        usage.update(input_tokens=finish.usage.prompt_tokens, output_tokens=finish.usage.completion_tokens)
+        # as Anthropic counts: input_tokens leaves out what was read from the cache
+        usage.update(input_tokens=finish.usage.prompt_tokens - finish.usage.cached_prompt_tokens,
+                     cache_read_input_tokens=finish.usage.cached_prompt_tokens,
+                     output_tokens=finish.usage.completion_tokens)
         self.message.update(stop_reason=stop_reason(finish), stop_sequence=finish.stop_sequence)
         delta = {"stop_reason": self.message["stop_reason"], "stop_sequence": finish.stop_sequence}
         return payloads + [{"type": "message_delta", "delta": delta, "usage": dict(usage)},

@@ -25,6 +25,7 @@ from edge.core.request import (
 from edge.runtime.images import check_image_count, load_image
 
 MAX_STOP_SEQUENCES = 4
+MAX_CHOICES = 128  # OpenAI's bound on n
 
 # engine finish reason -> OpenAI chat finish_reason
 FINISH_REASONS = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "cancelled": "stop"}
@@ -141,7 +142,7 @@ class ChatCompletionRequest(WireModel):
     logprobs: bool = False
     top_logprobs: Optional[int] = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
     logit_bias: Optional[dict[str, float]] = None
-    n: int = 1
+    n: int = Field(1, ge=1, le=MAX_CHOICES)
     stream: bool = False
     stream_options: Optional[StreamOptions] = None
     response_format: Union[ResponseFormatText, ResponseFormatJsonObject, ResponseFormatJsonSchema, None] = None
@@ -161,8 +162,6 @@ class ChatCompletionRequest(WireModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> "ChatCompletionRequest":
-        if self.n != 1:
-            raise InvalidRequestError("only n=1 is supported: one choice per request", param="n")
         if self.top_logprobs is not None and not self.logprobs:
             raise InvalidRequestError("top_logprobs requires logprobs to be true", param="top_logprobs")
         if self.stream_options is not None and not self.stream:
@@ -214,6 +213,7 @@ def to_generation_request(chat: ChatCompletionRequest, serving: ServingContext) 
         tool_choice=_tool_choice(chat.tool_choice, tools),
         parallel_tool_calls=True if chat.parallel_tool_calls is None else chat.parallel_tool_calls,
         response_format=_response_format(chat.response_format),
+        n=chat.n,
     )
 
 
@@ -319,7 +319,10 @@ def _parts(message: ChatMessage, index: int, serving: ServingContext) -> tuple[T
 # -- responses -----------------------------------------------------------------------------------
 
 class ChatResponseBuilder:
-    """Turns engine events into chat.completion(.chunk) objects for one request."""
+    """Turns engine events into chat.completion(.chunk) objects for one request.
+
+    Events arrive as (choice index, event) pairs: with ``n`` > 1 the choices are decoded side by side and
+    their chunks interleave. Usage counts the prompt once and the completion tokens of every choice."""
 
     def __init__(self, model_id: str, include_usage: bool, logprobs: bool):
         self.id = f"chatcmpl-{uuid.uuid4().hex}"
@@ -328,55 +331,43 @@ class ChatResponseBuilder:
         self.include_usage = include_usage
         self.logprobs = logprobs
 
-    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None,
+    def _chunk(self, index: int, delta: dict[str, Any], finish_reason: str | None = None,
                logprobs: dict[str, Any] | None = None) -> dict[str, Any]:
-        choice = {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}
+        choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}
         return {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
                 "model": self.model_id, "system_fingerprint": None, "choices": [choice]}
 
-    async def chunks(self, events: AsyncIterator[Event]) -> AsyncIterator[dict[str, Any]]:
-        yield self._chunk({"role": "assistant", "content": ""})
-        async for event in events:
+    async def chunks(self, events: AsyncIterator[tuple[int, Event]]) -> AsyncIterator[dict[str, Any]]:
+        started: set[int] = set()
+        finishes: list[Finish] = []
+        async for index, event in events:
+            if index not in started:
+                started.add(index)
+                yield self._chunk(index, {"role": "assistant", "content": ""})
             if isinstance(event, TextDelta):
-                yield self._chunk({"content": event.text}, logprobs=self._logprobs(event.logprobs))
+                yield self._chunk(index, {"content": event.text}, logprobs=self._logprobs(event.logprobs))
             elif isinstance(event, ReasoningDelta):
-                yield self._chunk({"reasoning_content": event.text})
+                yield self._chunk(index, {"reasoning_content": event.text})
             elif isinstance(event, ToolCallDelta):
-                yield self._chunk({"tool_calls": [{"index": event.index, **_tool_call_json(event)}]})
+                yield self._chunk(index, {"tool_calls": [{"index": event.index, **_tool_call_json(event)}]})
             elif isinstance(event, Finish):
-                yield self._chunk({}, FINISH_REASONS[event.reason])
-                if self.include_usage:
-                    yield {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                           "model": self.model_id, "system_fingerprint": None, "choices": [],
-                           "usage": usage_json(event)}
+                finishes.append(event)
+                yield self._chunk(index, {}, FINISH_REASONS[event.reason])
+        if self.include_usage and finishes:
+            yield {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                   "model": self.model_id, "system_fingerprint": None, "choices": [],
+                   "usage": usage_json(finishes)}
 
-    async def completion(self, events: AsyncIterator[Event]) -> dict[str, Any]:
-        text: list[str] = []
-        reasoning: list[str] = []
-        calls: list[dict[str, Any]] = []
-        token_logprobs: list[TokenLogprob] = []
-        finish: Finish | None = None
-        async for event in events:
-            if isinstance(event, TextDelta):
-                text.append(event.text)
-                token_logprobs.extend(event.logprobs)
-            elif isinstance(event, ReasoningDelta):
-                reasoning.append(event.text)
-            elif isinstance(event, ToolCallDelta):
-                calls.append(_tool_call_json(event))
-            elif isinstance(event, Finish):
-                finish = event
-        assert finish is not None, "the engine always ends with a Finish event"
-        message: dict[str, Any] = {"role": "assistant", "content": "".join(text) if text or not calls else None,
-                                   "refusal": None}
-        if reasoning:
-            message["reasoning_content"] = "".join(reasoning)
-        if calls:
-            message["tool_calls"] = calls
-        choice = {"index": 0, "message": message, "finish_reason": FINISH_REASONS[finish.reason],
-                  "logprobs": self._logprobs(tuple(token_logprobs))}
+    async def completion(self, events: AsyncIterator[tuple[int, Event]]) -> dict[str, Any]:
+        choices: dict[int, _Choice] = {}
+        async for index, event in events:
+            choices.setdefault(index, _Choice()).add(event)
+        finishes = [choice.finish for choice in choices.values()]
+        assert all(finishes), "the engine always ends each choice with a Finish event"
         return {"id": self.id, "object": "chat.completion", "created": self.created, "model": self.model_id,
-                "system_fingerprint": None, "choices": [choice], "usage": usage_json(finish)}
+                "system_fingerprint": None,
+                "choices": [choices[index].json(index, self) for index in sorted(choices)],
+                "usage": usage_json(finishes)}
 
     def _logprobs(self, entries: tuple[TokenLogprob, ...]) -> dict[str, Any] | None:
         if not self.logprobs:
@@ -384,16 +375,52 @@ class ChatResponseBuilder:
         return {"content": [logprob_json(entry) for entry in entries], "refusal": None}
 
 
+class _Choice:
+    """One choice of a non-streaming completion, collected from its events."""
+
+    def __init__(self) -> None:
+        self.text: list[str] = []
+        self.reasoning: list[str] = []
+        self.calls: list[dict[str, Any]] = []
+        self.logprobs: list[TokenLogprob] = []
+        self.finish: Finish | None = None
+
+    def add(self, event: Event) -> None:
+        if isinstance(event, TextDelta):
+            self.text.append(event.text)
+            self.logprobs.extend(event.logprobs)
+        elif isinstance(event, ReasoningDelta):
+            self.reasoning.append(event.text)
+        elif isinstance(event, ToolCallDelta):
+            self.calls.append(_tool_call_json(event))
+        elif isinstance(event, Finish):
+            self.finish = event
+
+    def json(self, index: int, builder: ChatResponseBuilder) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant",
+                                   "content": "".join(self.text) if self.text or not self.calls else None,
+                                   "refusal": None}
+        if self.reasoning:
+            message["reasoning_content"] = "".join(self.reasoning)
+        if self.calls:
+            message["tool_calls"] = self.calls
+        return {"index": index, "message": message, "finish_reason": FINISH_REASONS[self.finish.reason],
+                "logprobs": builder._logprobs(tuple(self.logprobs))}
+
+
 def _tool_call_json(call: ToolCallDelta) -> dict[str, Any]:
     return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
 
 
-def usage_json(finish: Finish) -> dict[str, Any]:
-    usage = finish.usage
-    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.total_tokens,
-            "prompt_tokens_details": {"cached_tokens": usage.cached_prompt_tokens},
-            "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens}}
+def usage_json(finishes: list[Finish]) -> dict[str, Any]:
+    """The prompt once (every choice shares it), the completion tokens of every choice."""
+    first = finishes[0].usage
+    completion = sum(finish.usage.completion_tokens for finish in finishes)
+    reasoning = sum(finish.usage.reasoning_tokens for finish in finishes)
+    return {"prompt_tokens": first.prompt_tokens, "completion_tokens": completion,
+            "total_tokens": first.prompt_tokens + completion,
+            "prompt_tokens_details": {"cached_tokens": first.cached_prompt_tokens},
+            "completion_tokens_details": {"reasoning_tokens": reasoning}}
 
 
 def error_body(error_type: str, message: str, param: str | None, code: str | None) -> dict[str, Any]:

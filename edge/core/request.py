@@ -104,3 +104,4 @@ class GenerationRequest:
     tool_choice: ToolChoice = ToolChoice()
     parallel_tool_calls: bool = True
     response_format: ResponseFormat = ResponseFormat()
+    n: int = 1  # choices decoded side by side from one evaluation of the prompt

@@ -37,6 +37,7 @@
 
 typedef struct {
     float weight; /* exp((logit - max) / temperature), in [0, 1] */
+    float logit;  /* the order is decided on logits: exact, where weights may round two values together */
     int32_t id;
 } candidate;
 
@@ -99,9 +100,9 @@ static int32_t first_argmax(const float *logits, int32_t n_vocab, const float *b
     return i;
 }
 
-static int by_weight_then_id(const void *left, const void *right) {
+static int by_probability_then_id(const void *left, const void *right) {
     const candidate *a = left, *b = right;
-    if (a->weight != b->weight) return a->weight > b->weight ? -1 : 1;
+    if (a->logit != b->logit) return a->logit > b->logit ? -1 : 1;
     return (a->id > b->id) - (a->id < b->id);
 }
 
@@ -187,13 +188,15 @@ static void gather_candidates(evaluation *e, float threshold) {
         if (!m->evaluated[b] || m->block_weight[b] < threshold) continue;
         int32_t length = block_length(e->n_vocab, b);
         const float *w = m->weights + (int64_t)b * BLOCK;
+        const float *x = e->logits + (int64_t)b * BLOCK;
         for (int32_t i = 0; i < length; i++) {
             m->candidates[count].weight = w[i];
+            m->candidates[count].logit = x[i];
             m->candidates[count].id = b * BLOCK + i;
             count += w[i] >= threshold && w[i] > 0.0f;
         }
     }
-    qsort(m->candidates, (size_t)count, sizeof(candidate), by_weight_then_id);
+    qsort(m->candidates, (size_t)count, sizeof(candidate), by_probability_then_id);
     e->n_candidates = count;
 }
 

@@ -37,12 +37,14 @@ class NucleusKernel:
     def sample(self, logits: np.ndarray, temperature: float, top_k: int, top_p: float, min_p: float,
                random_bits: int) -> int:
         """One token id from float32 ``logits`` (greedy at temperature 0); -1 if every logit is -inf."""
+        self._check(logits)
         return _lib.edge_sample(logits.ctypes.data, self.n_vocab, temperature, top_k, top_p, min_p,
                                 random_bits, self._scratch)
 
     def kept_set(self, logits: np.ndarray, temperature: float, top_k: int, top_p: float,
                  min_p: float) -> tuple[np.ndarray, np.ndarray]:
         """The tokens a draw can return and their probabilities, most probable first (temperature > 0)."""
+        self._check(logits)
         ids = np.empty(self.n_vocab, dtype=np.int32)
         probabilities = np.empty(self.n_vocab, dtype=np.float64)
         count = _lib.edge_kept_set(logits.ctypes.data, self.n_vocab, temperature, top_k, top_p, min_p,
@@ -51,4 +53,10 @@ class NucleusKernel:
 
     def log_normalizer(self, logits: np.ndarray) -> float:
         """log(sum(exp(logits))) over the vocabulary."""
+        self._check(logits)
         return _lib.edge_log_normalizer(logits.ctypes.data, self.n_vocab, self._scratch)
+
+    def _check(self, logits: np.ndarray) -> None:
+        """The kernel reads n_vocab contiguous float32 values: anything else would read past the array."""
+        if logits.shape != (self.n_vocab,) or logits.dtype != np.float32 or not logits.flags.c_contiguous:
+            raise ValueError(f"expected {self.n_vocab} contiguous float32 logits, got {logits.dtype} {logits.shape}")

@@ -124,12 +124,14 @@ class TokenSampler:
     redone with the grammar applied to every token (measured: 5x faster JSON decoding on the demo model).
     With no truncation the result is exactly the grammar-constrained distribution."""
 
-    def __init__(self, n_vocab: int, params: SamplingParams, seed: int, choice: int = 0,
+    def __init__(self, kernel: NucleusKernel, params: SamplingParams, seed: int, choice: int = 0,
                  banned_tokens: tuple[int, ...] = (), utf8: Utf8State | None = None, grammar: Grammar | None = None):
+        """``kernel`` is the slot's: its scratch memory is reused by every sequence the slot runs."""
         self.params = params
         self.grammar = grammar
         self.utf8 = utf8
-        self.kernel = NucleusKernel(n_vocab)
+        self.kernel = kernel
+        n_vocab = kernel.n_vocab
         self._rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, choice])))
         bias = {**params.logit_bias, **{token: float("-inf") for token in banned_tokens}}
         self._bias_ids = np.array(list(bias), dtype=np.int64)

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from edge.core.events import Finish, Usage
 from edge.errors import EngineError
 from edge.runtime import llama
+from edge.runtime.nucleus import NucleusKernel
 from edge.runtime.sampling import Grammar, NoTokenAllowedError, TokenSampler
 from edge.runtime.sequence import END, Job, Sequence
 from edge.runtime.vision import VisionError
@@ -46,6 +47,7 @@ class Slot:
     last_used: int = 0
     sequence: Sequence | None = None
     reserved: int = 0  # cells the running sequence may occupy: prompt + max_tokens
+    kernel: NucleusKernel | None = None  # the sampling kernel's scratch memory, reused by each sequence
 
     @property
     def idle(self) -> bool:
@@ -72,7 +74,7 @@ class Scheduler:
                  prefix_cache: bool = True):
         self.engine = engine
         self.prefix_cache = prefix_cache
-        self.slots = [Slot(seq_id) for seq_id in range(parallel)]
+        self.slots = [Slot(seq_id, kernel=NucleusKernel(engine.n_vocab)) for seq_id in range(parallel)]
         self.batch_size = batch_size
         self.total_cells = total_cells
         self.repacked = repacked
@@ -206,7 +208,7 @@ class Scheduler:
                                              -slot.last_used))
         own = common_prefix(target.cached, tokens) if reusable(target) else 0
         source, shared = self._best_source(job, target, own)
-        self._make_room(target, reserved + needed)
+        self._make_room((target, source), reserved + needed)
         start = self._usable_prefix(job, shared if source is not None else own)
         if source is not None:
             self._copy_prefix(source, target, start)
@@ -247,10 +249,10 @@ class Scheduler:
                 common = span.start
         return common
 
-    def _make_room(self, target: Slot, needed: int) -> None:
+    def _make_room(self, spared: tuple[Slot | None, ...], needed: int) -> None:
         """Evicts idle caches, least recently used first, until the running reservations plus what the
-        remaining caches hold fit the cells."""
-        idle = sorted((slot for slot in self.slots if slot.idle and slot is not target and slot.cached),
+        remaining caches hold fit the cells; the slots about to be used (target, copy source) stay."""
+        idle = sorted((slot for slot in self.slots if slot.idle and slot not in spared and slot.cached),
                       key=lambda slot: slot.last_used)
         held = sum(len(slot.cached) for slot in idle)
         for slot in idle:
@@ -284,7 +286,7 @@ class Scheduler:
         grammar = prepared.take_grammar() if job.choice == 0 else None
         if grammar is None and prepared.constraint is not None:
             grammar = Grammar(self.engine.model, prepared.constraint)
-        sampler = TokenSampler(self.engine.n_vocab, prepared.request.sampling, prepared.seed, job.choice,
+        sampler = TokenSampler(slot.kernel, prepared.request.sampling, prepared.seed, job.choice,
                                prepared.banned_tokens, self.engine.utf8_guard.new_state(), grammar)
         slot.sequence = Sequence(self.engine, job, slot.seq_id, start, sampler)
         slot.reserved = len(prepared.tokens) + prepared.max_tokens

@@ -70,7 +70,7 @@ async def chat_completions(request: Request) -> Response:
     prepared = await worker.prepare(generation)
     include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
     builder = openai_chat.ChatResponseBuilder(engine.info.id, include_usage, chat.logprobs)
-    events = worker.stream(prepared)
+    events = worker.stream_choices(prepared, generation.n)
     if chat.stream:
         return sse_response(sse_stream(builder.chunks(events), lambda error: [openai_error_json(error)],
                                        named_events=False, trailer="data: [DONE]\n\n"))

@@ -19,6 +19,12 @@ from PIL import Image
 from tests.conftest import start_server, stop_server
 
 GEMMA4 = "gemma4-tiny"
+
+
+def prompt_tokens(message) -> int:
+    """The whole prompt: Anthropic's input_tokens leaves out what was read from the cache."""
+    return message.usage.input_tokens + (message.usage.cache_read_input_tokens or 0)
+
 HELLO = [{"role": "user", "content": "Write a short story about a lighthouse keeper."}]
 GREEDY = {"temperature": 0, "top_k": 1}  # this anthropic SDK has no sampling keywords; the API has them
 WEATHER = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 12},
@@ -101,7 +107,8 @@ def test_stream_matches_the_non_streamed_message(demo, demo_model_id):
     events, final = streamed(demo, **kwargs)
     assert final.content[0].text == reference.content[0].text
     assert final.stop_reason == reference.stop_reason and final.usage.output_tokens == reference.usage.output_tokens
-    assert events[0].message.usage.input_tokens == reference.usage.input_tokens == final.usage.input_tokens
+    # message_start knows only the whole prompt; the end splits it into uncached and cache-read tokens
+    assert events[0].message.usage.input_tokens == prompt_tokens(reference) == prompt_tokens(final)
 
 
 def test_stop_sequences(demo, demo_model_id):
@@ -135,7 +142,7 @@ def test_count_tokens_matches_usage(demo, demo_model_id):
     kwargs = dict(model=demo_model_id, messages=HELLO, system="Be brief.")
     counted = demo.messages.count_tokens(**kwargs)
     message = demo.messages.create(max_tokens=1, **kwargs)
-    assert counted.input_tokens == message.usage.input_tokens
+    assert counted.input_tokens == prompt_tokens(message)
 
 
 BAD_BODIES = [
@@ -230,9 +237,9 @@ def test_tool_use_loop(gemma4):
                                     tool_choice={"type": "none"})
     assert second.stop_reason in ("end_turn", "max_tokens")
     assert all(block.type == "text" for block in second.content)
-    assert second.usage.input_tokens > first.usage.input_tokens
+    assert prompt_tokens(second) > prompt_tokens(first)
     assert gemma4.messages.count_tokens(model=GEMMA4, messages=history, tools=TOOLS,
-                                        tool_choice={"type": "none"}).input_tokens == second.usage.input_tokens
+                                        tool_choice={"type": "none"}).input_tokens == prompt_tokens(second)
 
 
 def test_streamed_named_tool_use(gemma4):
@@ -249,10 +256,19 @@ def test_image(gemma4, gemma4_server):
     with_image = gemma4.messages.create(model=GEMMA4, max_tokens=3,
                                         messages=[{"role": "user", "content": [image, text]}])
     without = gemma4.messages.create(model=GEMMA4, max_tokens=3, messages=[{"role": "user", "content": [text]}])
-    assert with_image.usage.input_tokens > without.usage.input_tokens + 100
+    assert prompt_tokens(with_image) > prompt_tokens(without) + 100
     counted = gemma4.messages.count_tokens(model=GEMMA4, messages=[{"role": "user", "content": [image, text]}])
-    assert counted.input_tokens == with_image.usage.input_tokens
+    assert counted.input_tokens == prompt_tokens(with_image)
     remote = {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.png"}}
     with pytest.raises(anthropic.BadRequestError) as refused:
         gemma4.messages.create(model=GEMMA4, max_tokens=3, messages=[{"role": "user", "content": [remote, text]}])
     assert "remote image URLs are disabled" in refused.value.body["error"]["message"]
+
+
+def test_a_follow_up_turn_reads_its_prefix_from_the_cache(demo, demo_model_id):
+    first = demo.messages.create(model=demo_model_id, max_tokens=8, messages=HELLO, system="You tell stories.")
+    follow_up = HELLO + [{"role": "assistant", "content": first.content[0].text},
+                         {"role": "user", "content": "And then?"}]
+    second = demo.messages.create(model=demo_model_id, max_tokens=4, messages=follow_up, system="You tell stories.")
+    assert second.usage.cache_read_input_tokens >= prompt_tokens(first)
+    assert second.usage.cache_creation_input_tokens == 0

@@ -44,7 +44,7 @@ def invalid(**changes):
     ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
     ({"stop": 5}, "stop"),
     ({"stop": ""}, "stop"),
-    ({"n": 2}, "n"),
+    ({"n": 0}, "n"),
     ({"stream": "true"}, "stream"),
     ({"stream_options": {"include_usage": True}}, "stream_options"),
     ({"logit_bias": {"abc": 1}}, "logit_bias"),
