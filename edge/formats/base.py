@@ -68,6 +68,8 @@ class ChatFormat(ABC):
     text_markers: tuple[str, ...] = ()
     # the control token that closes the thought channel (a thinking budget forces it), if the format thinks
     reasoning_close: str | None = None
+    # the tokens that end generation (llama.cpp's end-of-generation set for this family): ignore_eos bans them
+    end_tokens: tuple[str, ...] = ()
 
     @abstractmethod
     def render(self, messages: Sequence[Message], *, tools: Sequence[ToolSpec] = (), enable_thinking: bool = False,
@@ -77,8 +79,9 @@ class ChatFormat(ABC):
     def new_parser(self, tools: Sequence[ToolSpec] = ()) -> OutputParser: ...
 
     def banned_tokens(self, request: GenerationRequest) -> tuple[str, ...]:
-        """Control tokens the sampler must never pick for this request."""
-        return ()
+        """Control tokens the sampler must never pick for this request: with ignore_eos, the end tokens,
+        so generation runs until max_tokens."""
+        return self.end_tokens if request.ignore_eos else ()
 
     def constraint(self, request: GenerationRequest, token: Callable[[str], int]) -> Constraint | None:
         """The grammar decoding must follow; plain formats only constrain JSON output."""

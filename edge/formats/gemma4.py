@@ -31,6 +31,8 @@ class Gemma4Format(ChatFormat):
     image_placeholder = "<|image|>"
     text_markers = MARKERS
     reasoning_close = CHANNEL_CLOSE
+    # llama.cpp ends Gemma 4 generation at these; <|tool_response> is where the model waits for a result
+    end_tokens = ("<turn|>", "<eos>", "<|tool_response>")
 
     def __init__(self, template_source: str | None = None):
         self.builtin_template = template_source is None
@@ -54,7 +56,7 @@ class Gemma4Format(ChatFormat):
 
     def banned_tokens(self, request: GenerationRequest) -> tuple[str, ...]:
         """Thinking off: the thought channel cannot open. tool_choice none: no call can open."""
-        banned = []
+        banned = list(super().banned_tokens(request))
         if not request.enable_thinking:
             banned.append(CHANNEL_OPEN)
         if request.tool_choice.mode == "none" or not request.tools:

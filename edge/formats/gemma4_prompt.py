@@ -23,10 +23,11 @@ would silently drop a result from.
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any, Sequence
 
-from edge.core.request import ImagePart, Message, TextPart, ToolCall, ToolSpec
+from edge.core.request import ImagePart, Message, ToolCall, ToolSpec
 from edge.errors import InvalidRequestError
 from edge.formats.template import Hider, visible_text
 
@@ -66,18 +67,21 @@ def _turn_end(messages: Sequence[Message], start: int) -> int:
 
 
 def _plain_message(message: Message, hider: Hider) -> dict[str, Any]:
-    """A system turn's content is one string (Google's template trims it as a string); a user turn's a part list."""
+    """A system turn's content is one string (Google's template trims it as a string); a user turn's a
+    part list, where text parts side by side become one, a blank line between them: the template trims
+    each part and writes them back to back, which would run separate texts (a document and a question)
+    into one another."""
     if message.role == "system":
         text = message.text.strip()
-        return {"role": "system", "content": hider.hide(text) if text else ""}
-    return {"role": message.role, "content": [_user_part(part, hider) for part in message.parts]}
-
-
-def _user_part(part: TextPart | ImagePart, hider: Hider) -> dict[str, Any]:
-    if isinstance(part, ImagePart):
-        return {"type": "image"}
-    text = part.text.strip()
-    return {"type": "text", "text": hider.hide(text) if text else ""}
+        return {"role": "system", "content": hider.hide(text)}
+    content: list[dict[str, Any]] = []
+    for image, parts in itertools.groupby(message.parts, key=lambda part: isinstance(part, ImagePart)):
+        if image:
+            content.extend({"type": "image"} for _ in parts)
+        else:
+            text = "\n\n".join(filter(None, (part.text.strip() for part in parts)))
+            content.append({"type": "text", "text": hider.hide(text)})
+    return {"role": message.role, "content": content}
 
 
 def _model_turn(turn: Sequence[Message], hider: Hider, ends_conversation: bool) -> list[dict[str, Any]]:
