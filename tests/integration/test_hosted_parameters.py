@@ -142,24 +142,34 @@ def test_ignore_eos_under_a_grammar_is_400(gemma4_server, extra):
 
 # -- thinking switches on Responses and Messages ------------------------------------------------------
 
+# With a system prompt the two prompts differ in length: thinking on adds "<|think|>\n" to the system
+# turn, thinking off prefills "<|channel>thought\n<channel|>" after the model's turn marker.
+SYSTEM = "Answer briefly."
+
+
 def test_thinking_extensions_shape_the_prompt_on_messages(gemma4_server):
     claude = anthropic.Anthropic(base_url=gemma4_server.base_url, api_key="x", max_retries=0, timeout=120)
-    count = lambda **extra: claude.messages.count_tokens(model=GEMMA4, messages=HELLO, **extra).input_tokens
-    off = count()
-    assert count(extra_body={"enable_thinking": True}) == count(extra_body={"reasoning_effort": "high"}) \
-        == count(thinking={"type": "adaptive"}) > off
+    count = lambda **extra: claude.messages.count_tokens(model=GEMMA4, messages=HELLO, system=SYSTEM,
+                                                         **extra).input_tokens
+    off, on = count(), count(thinking={"type": "adaptive"})
+    assert on != off
+    assert count(extra_body={"enable_thinking": True}) == count(extra_body={"reasoning_effort": "high"}) == on
     assert count(thinking={"type": "adaptive"}, extra_body={"enable_thinking": False}) == off
-    message = claude.messages.create(model=GEMMA4, max_tokens=30, messages=HELLO,
+    message = claude.messages.create(model=GEMMA4, max_tokens=30, messages=HELLO, system=SYSTEM,
                                      extra_body={"reasoning_effort": "high", "seed": 1})
-    assert message.usage.input_tokens == count(extra_body={"enable_thinking": True})
+    assert message.usage.input_tokens == on
 
 
 def test_reasoning_effort_extension_on_responses(gemma4_client):
-    off = gemma4_client.responses.create(model=GEMMA4, input=HELLO, max_output_tokens=4,
-                                         extra_body={"reasoning_effort": "none", "seed": 1})
-    on = gemma4_client.responses.create(model=GEMMA4, input=HELLO, max_output_tokens=4, reasoning={"effort": "low"},
-                                        extra_body={"reasoning_effort": "high", "seed": 1})
-    assert on.usage.input_tokens > off.usage.input_tokens
+    def input_tokens(**extra):
+        return gemma4_client.responses.create(model=GEMMA4, input=HELLO, instructions=SYSTEM, max_output_tokens=2,
+                                              **extra).usage.input_tokens
+
+    off = input_tokens(extra_body={"reasoning_effort": "none", "seed": 1})
+    on = input_tokens(reasoning={"effort": "low"}, extra_body={"reasoning_effort": "high", "seed": 1})
+    assert on != off
+    assert on == input_tokens(reasoning={"effort": "high"}) == input_tokens(extra_body={"enable_thinking": True})
+    assert off == input_tokens(reasoning={"effort": "high"}, extra_body={"enable_thinking": False})
 
 
 # -- fields real clients send ----------------------------------------------------------------------
