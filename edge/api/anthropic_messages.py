@@ -270,6 +270,7 @@ def to_generation_request(wire: CountTokensRequest, serving: ServingContext) -> 
     full = isinstance(wire, MessagesRequest)
     choice = wire.tool_choice
     thinking = _thinking(wire, serving)
+    budget = wire.thinking.budget_tokens if thinking and isinstance(wire.thinking, ThinkingEnabled) else None
     return checked(GenerationRequest(
         messages=_system(wire.system) + messages,
         sampling=_sampling(wire) if full else SamplingParams(),
@@ -278,7 +279,7 @@ def to_generation_request(wire: CountTokensRequest, serving: ServingContext) -> 
         logprobs=full and wire.logprobs,
         top_logprobs=(wire.top_logprobs or 0) if full and wire.logprobs else 0,
         enable_thinking=thinking,
-        thinking_budget=wire.thinking.budget_tokens if thinking and isinstance(wire.thinking, ThinkingEnabled) else None,
+        thinking_budget=budget,
         tools=tools,
         tool_choice=_tool_choice(choice, tools),
         parallel_tool_calls=not getattr(choice, "disable_parallel_tool_use", None),

@@ -85,6 +85,7 @@ def _plain_message(message: Message, hider: Hider) -> dict[str, Any]:
 
 
 def _model_turn(turn: Sequence[Message], hider: Hider, ends_conversation: bool) -> list[dict[str, Any]]:
+    """Assistant and tool messages up to the next user or system turn: steps, then the closing text."""
     rendered: list[dict[str, Any]] = []
     texts: list[str] = []
     index = 0
@@ -269,7 +270,8 @@ def _hide_schema(schema: Any, hider: Hider) -> Any:
         elif key == "required" and isinstance(value, list):
             hidden[key] = [_property_name(str(name), hider) for name in value]
         elif key in ("properties", "$defs", "definitions") and isinstance(value, dict):
-            hidden[key] = {_property_name(str(name), hider): _hide_schema(child, hider) for name, child in value.items()}
+            hidden[key] = {_property_name(str(name), hider): _hide_schema(child, hider)
+                           for name, child in value.items()}
         elif key in ("items", "additionalProperties") and isinstance(value, dict):
             hidden[key] = _hide_schema(value, hider)
         elif key in ("anyOf", "oneOf", "allOf") and isinstance(value, list):

@@ -64,22 +64,28 @@ def test_top_logprobs_without_logprobs_is_the_same_400_everywhere(http, demo_mod
         assert error_message(response)[0] == "top_logprobs requires logprobs to be true"
 
 
-def test_every_endpoint_accepts_them_and_the_seed_repeats(http, demo_model_id):
-    for name, (path, body) in ENDPOINTS.items():
-        request = {**body(demo_model_id), **SHARED, "temperature": 1.0, "enable_thinking": False,
-                   "reasoning_effort": "low", "ignore_eos": False}
-        first, second = http.post(path, json=request), http.post(path, json=request)
-        assert first.status_code == 200, (name, first.text)
-        assert text_of(name, first.json()) == text_of(name, second.json()), name
+EXTRAS = {**SHARED, "enable_thinking": False, "reasoning_effort": "low", "ignore_eos": False}
 
 
-def text_of(dialect: str, payload: dict) -> str:
-    if dialect == "chat":
-        return payload["choices"][0]["message"]["content"]
-    if dialect == "responses":
-        return "".join(part["text"] for item in payload["output"] if item["type"] == "message"
-                       for part in item["content"])
-    return "".join(block["text"] for block in payload["content"] if block["type"] == "text")
+def test_every_endpoint_accepts_them_through_the_sdks_and_the_seed_repeats(openai_client, demo_server,
+                                                                          demo_model_id):
+    claude = anthropic.Anthropic(base_url=demo_server.base_url, api_key="x", max_retries=0, timeout=120)
+    calls = {
+        "chat": lambda: openai_client.chat.completions.create(
+            model=demo_model_id, messages=HELLO, max_tokens=6, temperature=1.0, seed=7,
+            presence_penalty=0.5, frequency_penalty=0.5, logprobs=True, top_logprobs=2, reasoning_effort="low",
+            extra_body={key: EXTRAS[key] for key in ("min_p", "top_k", "repetition_penalty", "enable_thinking",
+                                                     "ignore_eos")}).choices[0].message.content,
+        "responses": lambda: openai_client.responses.create(
+            model=demo_model_id, input=HELLO, max_output_tokens=6, temperature=1.0, top_logprobs=2,
+            extra_body={key: value for key, value in EXTRAS.items() if key != "top_logprobs"}).output_text,
+        "messages": lambda: claude.messages.create(
+            model=demo_model_id, messages=HELLO, max_tokens=6,
+            extra_body={**EXTRAS, "temperature": 1.0}).content[0].text,
+    }
+    for name, call in calls.items():
+        first = call()
+        assert first and call() == first, name
 
 
 def test_responses_logprobs_extension_with_the_sdk(openai_client, demo_model_id):
