@@ -216,3 +216,20 @@ def test_project_template_gives_the_same_prompts():
                     document_request({"type": "text", "text": "a"}, {"type": "text", "text": "b"})):
         assert project.render(request.messages, tools=request.tools) == GOOGLE.render(request.messages,
                                                                                       tools=request.tools)
+
+
+def test_system_and_developer_messages_open_the_system_turn_in_every_dialect():
+    chat_request = openai_chat.to_generation_request(validate_body(openai_chat.ChatCompletionRequest, {
+        "model": "m", "enable_thinking": False,
+        "messages": [{"role": "developer", "content": "Be brief."}, {"role": "user", "content": "Hi"}]}), SERVING)
+    responses_request = openai_responses.to_generation_request(validate_body(openai_responses.ResponsesRequest, {
+        "model": "m", "enable_thinking": False, "instructions": "Be brief.", "input": "Hi"}), SERVING)
+    developer_item = openai_responses.to_generation_request(validate_body(openai_responses.ResponsesRequest, {
+        "model": "m", "enable_thinking": False,
+        "input": [{"role": "developer", "content": "Be brief."}, {"role": "user", "content": "Hi"}]}), SERVING)
+    messages_request = anthropic_messages.to_generation_request(validate_body(anthropic_messages.MessagesRequest, {
+        "model": "m", "max_tokens": 4, "system": [{"type": "text", "text": "Be brief."}],
+        "messages": [{"role": "user", "content": "Hi"}]}), SERVING)
+    prompts = {render(request) for request in (chat_request, responses_request, developer_item, messages_request)}
+    assert prompts == {"<bos><|turn>system\nBe brief.<turn|>\n<|turn>user\nHi<turn|>\n"
+                       "<|turn>model\n<|channel>thought\n<channel|>"}
