@@ -103,4 +103,5 @@ class GenerationRequest:
     tools: tuple[ToolSpec, ...] = ()
     tool_choice: ToolChoice = ToolChoice()
     parallel_tool_calls: bool = True
+    max_tool_calls: int | None = None  # at most this many calls in one answer (None: no limit)
     response_format: ResponseFormat = ResponseFormat()

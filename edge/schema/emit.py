@@ -38,6 +38,7 @@ class Rules:
         self.bodies: dict[str, str] = {}
         self.by_body: dict[str, str] = {}
         self.size = 0
+        self._stars: dict[str, str] = {}
 
     def add(self, hint: str, body: str) -> str:
         if body in self.by_body:
@@ -66,6 +67,61 @@ class Rules:
 
     def text(self) -> str:
         return "\n".join(f"{name} ::= {body}" for name, body in self.bodies.items())
+
+    # counted repetition ---------------------------------------------------------------------------------------
+
+    def counted(self, unit: str, low: int, high: int | None) -> str:
+        """``unit{low,high}`` (``high`` None: unbounded) in O(log high) rules."""
+        parts = []
+        if low:
+            parts.append(self._exactly(unit, low))
+        if high is None:
+            parts.append(self.star(unit))
+        elif high > low:
+            parts.append(self._up_to(unit, high - low))
+        return " ".join(parts) if parts else '""'
+
+    def star(self, unit: str) -> str:
+        body_key = f"{unit} *"
+        if body_key not in self._stars:
+            name = self.reserve(f"{unit}-star")
+            self.define(name, f'{unit} {name} | ""')
+            self._stars[body_key] = name
+        return self._stars[body_key]
+
+    def _power(self, unit: str, exponent: int) -> str:
+        """``unit`` repeated 2^exponent times."""
+        if exponent == 0:
+            return unit
+        half = self._power(unit, exponent - 1)
+        return self.add(f"{unit}-x{2 ** exponent}", f"{half} {half}")
+
+    def _exactly(self, unit: str, count: int) -> str:
+        if count <= 4:
+            return " ".join([unit] * count)
+        parts = [self._power(unit, bit) for bit in range(count.bit_length() - 1, -1, -1) if count >> bit & 1]
+        return self.add(f"{unit}-n{count}", " ".join(parts))
+
+    def _below_power(self, unit: str, exponent: int) -> str:
+        """``unit`` repeated 0 .. 2^exponent - 1 times: each power of two taken or not, largest first."""
+        if exponent == 0:
+            return '""'
+        rest = self._below_power(unit, exponent - 1)
+        block = self._power(unit, exponent - 1)
+        taken = f"{block} {rest}" if rest != '""' else block
+        return self.add(f"{unit}-lt{2 ** exponent}", f"{taken} | {rest}")
+
+    def _up_to(self, unit: str, count: int) -> str:
+        """``unit`` repeated 0..count times; unambiguous, so llama.cpp keeps few parses alive."""
+        if count <= 2:
+            return f"({unit} ({unit})?)?" if count == 2 else f"({unit})?"
+        exponent = (count + 1).bit_length() - 1  # 2^exponent - 1 <= count
+        if count == 2 ** exponent - 1:
+            return self._below_power(unit, exponent)
+        rest = self._up_to(unit, count - 2 ** exponent)
+        return self.add(f"{unit}-le{count}",
+                              f"{self._power(unit, exponent)} {rest} | {self._below_power(unit, exponent)}")
+
 
 
 # -- GBNF spelling ---------------------------------------------------------------------------------------
@@ -120,7 +176,6 @@ class Emitter:
         self._definitions: dict[str, str] = {}
         self._pending: list[str] = []
         self._automata: dict[tuple[int, str], tuple[list[str], Dfa]] = {}
-        self._stars: dict[str, str] = {}
 
     # hooks ---------------------------------------------------------------------------------------------
 
@@ -271,59 +326,8 @@ class Emitter:
             self.rules.define(name, " | ".join(alternatives))
         return names[(0, 0)] if (0, 0) in names else plain[0]
 
-    # counted repetition ---------------------------------------------------------------------------------------
-
     def counted(self, unit: str, low: int, high: int | None) -> str:
-        """``unit{low,high}`` (``high`` None: unbounded) in O(log high) rules."""
-        parts = []
-        if low:
-            parts.append(self._exactly(unit, low))
-        if high is None:
-            parts.append(self.star(unit))
-        elif high > low:
-            parts.append(self._up_to(unit, high - low))
-        return " ".join(parts) if parts else '""'
-
-    def star(self, unit: str) -> str:
-        body_key = f"{unit} *"
-        if body_key not in self._stars:
-            name = self.rules.reserve(f"{unit}-star")
-            self.rules.define(name, f'{unit} {name} | ""')
-            self._stars[body_key] = name
-        return self._stars[body_key]
-
-    def _power(self, unit: str, exponent: int) -> str:
-        """``unit`` repeated 2^exponent times."""
-        if exponent == 0:
-            return unit
-        half = self._power(unit, exponent - 1)
-        return self.rules.add(f"{unit}-x{2 ** exponent}", f"{half} {half}")
-
-    def _exactly(self, unit: str, count: int) -> str:
-        if count <= 4:
-            return " ".join([unit] * count)
-        parts = [self._power(unit, bit) for bit in range(count.bit_length() - 1, -1, -1) if count >> bit & 1]
-        return self.rules.add(f"{unit}-n{count}", " ".join(parts))
-
-    def _below_power(self, unit: str, exponent: int) -> str:
-        """``unit`` repeated 0 .. 2^exponent - 1 times: each power of two taken or not, largest first."""
-        if exponent == 0:
-            return '""'
-        rest = self._below_power(unit, exponent - 1)
-        block = self._power(unit, exponent - 1)
-        taken = f"{block} {rest}" if rest != '""' else block
-        return self.rules.add(f"{unit}-lt{2 ** exponent}", f"{taken} | {rest}")
-
-    def _up_to(self, unit: str, count: int) -> str:
-        """``unit`` repeated 0..count times; unambiguous, so llama.cpp keeps few parses alive."""
-        if count <= 2:
-            return f"({unit} ({unit})?)?" if count == 2 else f"({unit})?"
-        exponent = (count + 1).bit_length() - 1  # 2^exponent - 1 <= count
-        if count == 2 ** exponent - 1:
-            return self._below_power(unit, exponent)
-        rest = self._up_to(unit, count - 2 ** exponent)
-        return self.rules.add(f"{unit}-le{count}",
-                              f"{self._power(unit, exponent)} {rest} | {self._below_power(unit, exponent)}")
+        return self.rules.counted(unit, low, high)
 
     # containers ------------------------------------------------------------------------------------------------
 

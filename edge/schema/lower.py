@@ -883,6 +883,35 @@ def _reachable(root: Node, definitions: dict[str, Node]) -> dict[str, Node]:
     return found
 
 
+# -- the root of a tool's parameters ------------------------------------------------------------------
+
+
+def objects_only(tree: Tree) -> Tree:
+    """The tree's root restricted to objects (a tool call's arguments are always ``{...}``)."""
+    root = _objects_in(tree.root, tree, 0)
+    if isinstance(root, Never):
+        raise SchemaError("the parameters of a tool must allow an object")
+    return Tree(root, _reachable(root, tree.definitions))
+
+
+def _objects_in(node: Node, tree: Tree, depth: int) -> Node:
+    if depth > 64:
+        raise SchemaError("the parameters' $ref chain is too long")
+    if isinstance(node, (Object, Never)):
+        return node
+    if isinstance(node, AnyValue):
+        return Object((), AnyValue(), True)
+    if isinstance(node, Literal):
+        return node if isinstance(node.value, dict) else Never("not an object")
+    if isinstance(node, Union_):
+        return _union([_objects_in(option, tree, depth + 1) for option in node.options])
+    if isinstance(node, Ref):
+        body = tree.definitions[node.name]
+        inner = _objects_in(body, tree, depth + 1)
+        return node if inner is body else inner
+    return Never("not an object")
+
+
 # -- oneOf: exactly one --------------------------------------------------------------------------------
 
 
