@@ -2,11 +2,13 @@
 between ``<|"|>`` tokens (matched as a token, ``<[ID]>``, never as spelled-out text).
 
 Gemma strings are raw text, so a string must never spell a control marker: every marker of Gemma's
-format contains ``<|`` or ``|>``, and a Gemma string never does (nor NUL). That rule is one more
-automaton, intersected with the string's own; a string whose characters cannot include ``|`` next to
-``<`` or ``>`` needs no product at all. A plain string with a length bound so large that the product
-would not fit the rule budget is written without ``<`` (every marker starts with one), still exact in
-its length.
+format contains ``<|`` or ``|>``, and a Gemma string never does (nor NUL). Nor does it end with ``<``:
+llama.cpp's grammar engine (0.3.36) lets the closing ``<|"|>`` token through when a character rule
+can take its first character ``<`` and the token element follows, and then aborts the process when
+the token is accepted. That rule is one more automaton, intersected with the string's own; a string
+whose characters include neither ``<`` nor ``|`` next to ``>`` needs no product at all. A plain string
+with a length bound so large that the product would not fit the rule budget is written without ``<``
+(every marker starts with one), still exact in its length.
 """
 
 from __future__ import annotations
@@ -30,14 +32,15 @@ _EXTRA_KEY = automaton.from_regex(__import__("edge.schema.regex", fromlist=["par
 
 
 def _marker_free() -> Dfa:
-    """Texts without NUL, ``<|`` or ``|>``: states after an ordinary character, after ``<``, after ``|``."""
+    """Texts without NUL, ``<|`` or ``|>``, not ending in ``<``: states after an ordinary character,
+    after ``<``, after ``|``."""
     less, bar, great = CharSet.chars("<"), CharSet.chars("|"), CharSet.chars(">")
     ordinary = _TEXT - less - bar
     return automaton.minimize(Dfa(
         edges=[[(ordinary | great, 0), (less, 1), (bar, 2)],
                [(ordinary | great, 0), (less, 1)],
                [(ordinary - great, 0), (less, 1), (bar, 2)]],
-        accepting=[True, True, True]))
+        accepting=[True, False, True]))
 
 
 MARKER_FREE = _marker_free()
@@ -45,7 +48,7 @@ MARKER_FREE = _marker_free()
 
 def writable(text: str) -> bool:
     """Whether ``text`` can be a Gemma string as it is."""
-    return "\0" not in text and "<|" not in text and "|>" not in text
+    return "\0" not in text and "<|" not in text and "|>" not in text and not text.endswith("<")
 
 
 class GemmaEmitter(Emitter):
@@ -68,7 +71,7 @@ class GemmaEmitter(Emitter):
     def text_automaton(self, dfa: Dfa) -> Dfa:
         if id(dfa) not in self._text_automata:
             alphabet = dfa.alphabet()
-            if "|" in alphabet and ("<" in alphabet or ">" in alphabet):
+            if "<" in alphabet or ("|" in alphabet and ">" in alphabet):
                 written = automaton.intersect(dfa, MARKER_FREE)
             elif "\0" in alphabet:
                 written = automaton.intersect(dfa, automaton.everything(_TEXT))

@@ -71,7 +71,17 @@ class JsonEmitter(Emitter):
         return self._extra_keys[key]
 
     def literal(self, value: Any) -> str:
-        return literal_text(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+        """A constant, with the same whitespace freedom as any other JSON the grammar writes."""
+        if isinstance(value, dict):
+            pairs = [self.join(self.key(key), self.ws, self.colon, self.ws, self.literal(item), self.ws)
+                     for key, item in value.items()]
+            body = f" {self.comma} {self.ws} ".join(pairs)
+            return self.rules.add("const", self.join(self.open_object, self.ws, body, self.close_object))
+        if isinstance(value, list):
+            items = [self.join(self.literal(item), self.ws) for item in value]
+            body = f" {self.comma} {self.ws} ".join(items)
+            return self.rules.add("const", self.join(self.open_array, self.ws, body, self.close_array))
+        return literal_text(json.dumps(value, ensure_ascii=False))
 
     def any_value(self) -> str:
         if self._any is None:
