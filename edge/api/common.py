@@ -84,6 +84,8 @@ def checked(request: GenerationRequest) -> GenerationRequest:
             raise InvalidRequestError("ignore_eos cannot be combined with tool calls: the grammar that enforces "
                                       "them has to end the output (send tool_choice none)", param="ignore_eos")
     return request
+from edge.schema import SchemaError
+from edge.schema.shape import check_shape
 
 EMPTY_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
 
@@ -104,6 +106,12 @@ def tool_specs(declared: Iterable[tuple[str, str | None, dict[str, Any] | None]]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise InvalidRequestError(f"two tools are named {duplicates[0]!r}", param="tools")
+    for index, (name, _, parameters) in enumerate(declared):
+        try:
+            check_shape(parameters or EMPTY_PARAMETERS)  # before the chat template walks it
+        except SchemaError as error:
+            raise InvalidRequestError(f"tools[{index}] ({name!r}) parameters are not a valid schema: {error}",
+                                      param="tools") from None
     return tuple(ToolSpec(name, description or "", parameters or EMPTY_PARAMETERS)
                  for name, description, parameters in declared)
 

@@ -17,7 +17,7 @@ from edge.formats.gemma4_prompt import template_messages, template_tools
 from edge.formats.gemma4_template import GEMMA4_CHAT_TEMPLATE
 from edge.formats.template import Hider, compile_template, render_template
 from edge.core.constraints import Constraint
-from edge.runtime.grammar import SchemaError
+from edge.schema import DEFAULT_LIMITS, Limits, SchemaError
 from edge.core.request import GenerationRequest, Message, ToolSpec
 
 # the control tokens Gemma 4's constraints and bans are written with
@@ -59,27 +59,36 @@ class Gemma4Format(ChatFormat):
         banned = list(super().banned_tokens(request))
         if not request.enable_thinking:
             banned.append(CHANNEL_OPEN)
-        if request.tool_choice.mode == "none" or not request.tools:
+        if request.tool_choice.mode == "none" or not request.tools or request.max_tool_calls == 0:
             banned.append(CALL_OPEN)
         return tuple(banned)
 
-    def constraint(self, request: GenerationRequest, token: Callable[[str], int]) -> Constraint | None:
-        if request.response_format.kind != "text" and request.tools and request.tool_choice.mode in ("required", "function"):
+    def constraint(self, request: GenerationRequest, token: Callable[[str], int],
+                   limits: Limits = DEFAULT_LIMITS) -> Constraint | None:
+        forced = request.tools and request.tool_choice.mode in ("required", "function")
+        if request.response_format.kind != "text" and forced:
             raise InvalidRequestError("a forced tool call and a JSON response_format exclude each other",
                                       param="response_format")
-        if request.tools and request.tool_choice.mode in ("auto", "required", "function"):
-            return self._tool_constraint(request, token)
-        return super().constraint(request, token)
+        if forced and request.max_tool_calls == 0:
+            raise InvalidRequestError("max_tool_calls 0 allows no call, but tool_choice requires one",
+                                      param="max_tool_calls")
+        if request.tools and request.tool_choice.mode in ("auto", "required", "function") \
+                and request.max_tool_calls != 0:
+            return self._tool_constraint(request, token, limits)
+        return super().constraint(request, token, limits)
 
-    def json_grammar(self, schema: dict[str, Any], request: GenerationRequest, token: Callable[[str], int]) -> str:
-        return json_output_grammar(schema, token, thinking=request.enable_thinking)
+    def json_grammar(self, schema: dict[str, Any], request: GenerationRequest, token: Callable[[str], int],
+                     limits: Limits = DEFAULT_LIMITS) -> str:
+        return json_output_grammar(schema, token, thinking=request.enable_thinking, limits=limits)
 
-    def _tool_constraint(self, request: GenerationRequest, token: Callable[[str], int]) -> Constraint | None:
+    def _tool_constraint(self, request: GenerationRequest, token: Callable[[str], int],
+                         limits: Limits) -> Constraint | None:
         choice = request.tool_choice
         tools = [tool for tool in request.tools if choice.mode != "function" or tool.name == choice.name]
         try:
             gbnf = tool_call_grammar(tools, request.parallel_tool_calls, token,
-                                     thinking=request.enable_thinking and choice.mode != "auto")
+                                     thinking=request.enable_thinking and choice.mode != "auto",
+                                     max_calls=request.max_tool_calls, limits=limits)
         except SchemaError as error:
             raise InvalidRequestError(f"a tool's parameters cannot be enforced: {error}", param="tools") from None
         if choice.mode == "auto":
