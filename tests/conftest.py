@@ -13,6 +13,8 @@ import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# Google's own Gemma 4 chat template, as every published Gemma 4 GGUF carries it (tests/fixtures/README.md)
+GOOGLE_TEMPLATE = Path(__file__).resolve().parent / "fixtures" / "google-gemma-4-31B-it.jinja"
 
 
 def free_port() -> int:
@@ -114,3 +116,20 @@ def gemma4_client(gemma4_server):
     import openai
 
     return openai.OpenAI(base_url=f"{gemma4_server.base_url}/v1", api_key="not-needed", max_retries=0, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def gemma4_google_models(tmp_path_factory):
+    """The same tiny random Gemma 4, converted with Google's chat template instead of the project's."""
+    from edge.convert.fixtures import build_test_models
+
+    return build_test_models(tmp_path_factory.mktemp("gemma4-google-model"), "tiny",
+                             chat_template=GOOGLE_TEMPLATE.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def gemma4_google_server(tmp_path_factory, gemma4_google_models) -> RunningServer:
+    server = start_server(["--model", str(gemma4_google_models.text_gguf.parent), "--model-alias", "gemma4-google"],
+                          tmp_path_factory.mktemp("gemma4-google-server") / "server.log")
+    yield server
+    stop_server(server)

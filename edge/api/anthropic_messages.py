@@ -7,22 +7,29 @@ snapshot of the same event stream.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import uuid
 from typing import Any, AsyncIterator, Literal, Optional, Union
 
 from pydantic import Field, model_validator
 
-from edge.api.common import thinking_switch, tool_specs
+from edge.api.common import (
+    SamplingFields, ThinkingFields, checked, logprob_json, partial_json_object, sampling_params, thinking_request,
+    thinking_switch, tool_specs,
+)
 from edge.api.context import ServingContext
 from edge.api.validation import WireModel, tagged_union
 from edge.errors import EdgeError, InvalidRequestError, UnsupportedFeatureError
-from edge.core.events import Event, Finish, ReasoningDelta, TextDelta, ToolCallDelta
+from edge.core.events import Event, Finish, ReasoningDelta, TextDelta, TokenLogprob, ToolCallDelta
 from edge.runtime.images import check_image_count, load_image, load_image_base64
 from edge.core.request import (
     DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MAX_OUTPUT_TOKENS,
     GenerationRequest, ImagePart, Message, ResponseFormat, SamplingParams, TextPart, ToolCall, ToolChoice, ToolSpec,
 )
+
+ContentParts = list[Union[TextPart, ImagePart]]
 
 MAX_STOP_SEQUENCES = 16
 
@@ -77,10 +84,55 @@ class ToolUseBlock(WireModel):
     cache_control: Optional[dict[str, Any]] = None
 
 
+class PlainTextSource(WireModel):
+    type: Literal["text"]
+    media_type: Literal["text/plain"]
+    data: str
+
+
+class Base64DocumentSource(WireModel):
+    """Anthropic's base64 documents are PDFs; a base64 text/plain one is read as UTF-8 text."""
+
+    type: Literal["base64"]
+    media_type: str
+    data: str
+
+
+class ContentDocumentSource(WireModel):
+    type: Literal["content"]
+    content: Union[str, list[tagged_union({"text": TextBlock, "image": ImageBlock})]]
+
+
+class UrlDocumentSource(WireModel):
+    type: Literal["url"]
+    url: str
+
+
+class FileDocumentSource(WireModel):
+    type: Literal["file"]
+    file_id: str
+
+
+class CitationsConfig(WireModel):
+    enabled: bool
+
+
+class DocumentBlock(WireModel):
+    """A document the model reads as text (title and context first). PDFs and citations cannot be honoured."""
+
+    type: Literal["document"]
+    source: tagged_union({"text": PlainTextSource, "base64": Base64DocumentSource, "content": ContentDocumentSource,
+                          "url": UrlDocumentSource, "file": FileDocumentSource})
+    title: Optional[str] = None
+    context: Optional[str] = None
+    citations: Optional[CitationsConfig] = None
+    cache_control: Optional[dict[str, Any]] = None
+
+
 class ToolResultBlock(WireModel):
     type: Literal["tool_result"]
     tool_use_id: str
-    content: Union[str, list[TextBlock]] = ""
+    content: Union[str, list[tagged_union({"text": TextBlock, "image": ImageBlock, "document": DocumentBlock})]] = ""
     is_error: Optional[bool] = None
     cache_control: Optional[dict[str, Any]] = None
 
@@ -96,8 +148,8 @@ class RedactedThinkingBlock(WireModel):
     data: str
 
 
-ContentBlock = tagged_union({"text": TextBlock, "image": ImageBlock, "tool_use": ToolUseBlock,
-                             "tool_result": ToolResultBlock, "thinking": ThinkingBlock,
+ContentBlock = tagged_union({"text": TextBlock, "image": ImageBlock, "document": DocumentBlock,
+                             "tool_use": ToolUseBlock, "tool_result": ToolResultBlock, "thinking": ThinkingBlock,
                              "redacted_thinking": RedactedThinkingBlock})
 
 
@@ -169,8 +221,9 @@ class Metadata(WireModel):
     user_id: Optional[str] = None
 
 
-class CountTokensRequest(WireModel):
-    """What shapes the prompt; ``MessagesRequest`` adds what shapes the generation."""
+class CountTokensRequest(ThinkingFields):
+    """What shapes the prompt; ``MessagesRequest`` adds what shapes the generation. The extensions
+    enable_thinking and reasoning_effort (``ThinkingFields``) win over ``thinking``."""
 
     model: str
     messages: list[InputMessage] = Field(min_length=1)
@@ -182,16 +235,19 @@ class CountTokensRequest(WireModel):
     output_config: Optional[OutputConfig] = None
 
 
-class MessagesRequest(CountTokensRequest):
+class MessagesRequest(CountTokensRequest, SamplingFields):
+    """Besides Anthropic's own fields (top_k among them): the hosted API's parameters shared with the
+    OpenAI endpoints (``SamplingFields``: seed, min_p, the penalties, logprobs, top_logprobs, ignore_eos)."""
+
     max_tokens: int = Field(ge=1, le=MAX_OUTPUT_TOKENS)
     stop_sequences: Optional[list[str]] = Field(None, max_length=MAX_STOP_SEQUENCES)
     temperature: Optional[float] = Field(None, ge=0, le=1)
     top_p: Optional[float] = Field(None, ge=0, le=1)
-    top_k: Optional[int] = Field(None, ge=0)
     stream: bool = False
-    # accepted because they do not change what is generated
+    # accepted because they have no local meaning (docs/api.md): they do not change what is generated
     metadata: Optional[Metadata] = None
     service_tier: Optional[Literal["auto", "standard_only"]] = None
+    cache_control: Optional[dict[str, Any]] = None
 
     @model_validator(mode="after")
     def _consistent(self) -> "MessagesRequest":
@@ -213,18 +269,23 @@ def to_generation_request(wire: CountTokensRequest, serving: ServingContext) -> 
                      for message in _messages(wire_message, f"messages[{index}]", serving))
     full = isinstance(wire, MessagesRequest)
     choice = wire.tool_choice
-    return GenerationRequest(
+    thinking = _thinking(wire, serving)
+    budget = wire.thinking.budget_tokens if thinking and isinstance(wire.thinking, ThinkingEnabled) else None
+    return checked(GenerationRequest(
         messages=_system(wire.system) + messages,
         sampling=_sampling(wire) if full else SamplingParams(),
         max_tokens=wire.max_tokens if full else None,
         stop=tuple(wire.stop_sequences or ()) if full else (),
-        enable_thinking=_thinking(wire, serving),
-        thinking_budget=wire.thinking.budget_tokens if isinstance(wire.thinking, ThinkingEnabled) else None,
+        logprobs=full and wire.logprobs,
+        top_logprobs=(wire.top_logprobs or 0) if full and wire.logprobs else 0,
+        enable_thinking=thinking,
+        thinking_budget=budget,
         tools=tools,
         tool_choice=_tool_choice(choice, tools),
         parallel_tool_calls=not getattr(choice, "disable_parallel_tool_use", None),
         response_format=_response_format(wire.output_config),
-    )
+        ignore_eos=full and wire.ignore_eos,
+    ))
 
 
 def _system(system: Union[str, list[TextBlock], None]) -> tuple[Message, ...]:
@@ -233,9 +294,12 @@ def _system(system: Union[str, list[TextBlock], None]) -> tuple[Message, ...]:
 
 
 def _thinking(wire: CountTokensRequest, serving: ServingContext) -> bool:
-    """Thinking is opt-in, as in Anthropic's API: enabled/adaptive on, disabled or absent off."""
-    enabled = isinstance(wire.thinking, (ThinkingEnabled, ThinkingAdaptive))
-    return thinking_switch(enabled, serving.chat_format, param="thinking")
+    """Thinking is opt-in, as in Anthropic's API: enabled/adaptive on, disabled or absent off; the
+    extensions enable_thinking and reasoning_effort win over ``thinking``."""
+    native = None if wire.thinking is None else isinstance(wire.thinking, (ThinkingEnabled, ThinkingAdaptive))
+    explicit = thinking_request(wire, native)
+    param = "thinking" if wire.enable_thinking is None and wire.reasoning_effort is None else "enable_thinking"
+    return thinking_switch(bool(explicit), serving.chat_format, param=param)
 
 
 def _tools(wire: CountTokensRequest, serving: ServingContext) -> tuple[ToolSpec, ...]:
@@ -260,44 +324,92 @@ def _response_format(config: Optional[OutputConfig]) -> ResponseFormat:
 
 
 def _sampling(wire: MessagesRequest) -> SamplingParams:
-    return SamplingParams(temperature=DEFAULT_TEMPERATURE if wire.temperature is None else wire.temperature,
-                          top_p=DEFAULT_TOP_P if wire.top_p is None else wire.top_p, top_k=wire.top_k or 0)
+    return sampling_params(wire, DEFAULT_TEMPERATURE if wire.temperature is None else wire.temperature,
+                           DEFAULT_TOP_P if wire.top_p is None else wire.top_p)
 
 
 def _count_images(messages: list[InputMessage]) -> int:
-    return sum(isinstance(block, ImageBlock) for message in messages
-               if isinstance(message.content, list) for block in message.content)
+    return sum(_images_in(block) for message in messages if isinstance(message.content, list)
+               for block in message.content)
+
+
+def _images_in(block: Any) -> int:
+    """Images a block carries: itself, or inside a tool result's or a content document's blocks."""
+    if isinstance(block, ImageBlock):
+        return 1
+    if isinstance(block, ToolResultBlock) and isinstance(block.content, list):
+        return sum(_images_in(inner) for inner in block.content)
+    if isinstance(block, DocumentBlock) and isinstance(block.source, ContentDocumentSource) \
+            and isinstance(block.source.content, list):
+        return sum(_images_in(inner) for inner in block.source.content)
+    return 0
 
 
 def _messages(wire: InputMessage, param: str, serving: ServingContext) -> list[Message]:
-    """A user turn's tool_result blocks become tool messages ahead of the rest of the turn."""
+    """A user turn's tool_result blocks become tool messages ahead of the rest of the turn; images a
+    tool returned go into that user turn, in block order (a tool result itself holds text only)."""
     if isinstance(wire.content, str):
         return [Message(wire.role, (TextPart(wire.content),))]
     results: list[Message] = []
-    parts: list[TextPart | ImagePart] = []
+    parts: ContentParts = []
     calls: list[ToolCall] = []
     reasoning: list[str] = []
     for index, block in enumerate(wire.content):
         where = f"{param}.content[{index}]"
         _check_block_role(block, wire.role, where, serving)
         if isinstance(block, ToolResultBlock):
-            results.append(_tool_result(block))
+            results.append(_tool_result(block, where, serving, parts))
         elif isinstance(block, ToolUseBlock):
             calls.append(ToolCall(block.id, block.name, block.input))
         elif isinstance(block, ThinkingBlock):
             reasoning.append(block.thinking)
-        elif isinstance(block, TextBlock):
-            parts.append(TextPart(block.text))
-        elif isinstance(block, ImageBlock):
-            parts.append(ImagePart(_image(block, f"{where}.source", serving)))
+        elif isinstance(block, (TextBlock, ImageBlock, DocumentBlock)):
+            parts.extend(_content_parts(block, where, serving))
     if parts or calls or reasoning or not results:
         results.append(Message(wire.role, tuple(parts), tuple(calls), reasoning="".join(reasoning) or None))
     return results
 
 
+def _content_parts(block: Any, param: str, serving: ServingContext) -> ContentParts:
+    if isinstance(block, TextBlock):
+        return [TextPart(block.text)]
+    if isinstance(block, ImageBlock):
+        _require_vision(serving, param)
+        return [ImagePart(_image(block, f"{param}.source", serving))]
+    return _document(block, param, serving)
+
+
+def _document(block: DocumentBlock, param: str, serving: ServingContext) -> ContentParts:
+    """A document is read as text, its title and context first; a content source may hold images too."""
+    if block.citations is not None and block.citations.enabled:
+        raise UnsupportedFeatureError("citations are not supported: answers here carry no citations",
+                                      param=f"{param}.citations.enabled")
+    header = [TextPart(text) for text in (block.title, block.context) if text]
+    source = block.source
+    if isinstance(source, PlainTextSource):
+        return header + [TextPart(source.data)]
+    if isinstance(source, Base64DocumentSource) and source.media_type.split(";")[0].strip() == "text/plain":
+        return header + [TextPart(_base64_text(source.data, f"{param}.source.data"))]
+    if isinstance(source, ContentDocumentSource):
+        if isinstance(source.content, str):
+            return header + [TextPart(source.content)]
+        return header + [part for index, inner in enumerate(source.content)
+                         for part in _content_parts(inner, f"{param}.source.content[{index}]", serving)]
+    kind = "a PDF" if isinstance(source, (Base64DocumentSource, UrlDocumentSource)) else "a file_id document"
+    raise UnsupportedFeatureError(f"{kind} cannot be read here: send the document as text (a text source, "
+                                  "or base64 with media_type text/plain)", param=f"{param}.source")
+
+
+def _base64_text(data: str, param: str) -> str:
+    try:
+        return base64.b64decode("".join(data.split()), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise InvalidRequestError("the document is not base64-encoded UTF-8 text", param=param) from None
+
+
 # block type -> the role it may appear in
 _BLOCK_ROLES = {ToolResultBlock: "user", ToolUseBlock: "assistant", ThinkingBlock: "assistant",
-                RedactedThinkingBlock: "assistant", ImageBlock: "user"}
+                RedactedThinkingBlock: "assistant", ImageBlock: "user", DocumentBlock: "user"}
 
 
 def _check_block_role(block: ContentBlock, role: str, param: str, serving: ServingContext) -> None:
@@ -308,13 +420,23 @@ def _check_block_role(block: ContentBlock, role: str, param: str, serving: Servi
     if isinstance(block, (ToolResultBlock, ToolUseBlock)) and not serving.chat_format.supports_tools:
         raise UnsupportedFeatureError("tool_use and tool_result blocks need a model with a tool-call format",
                                       param=param)
-    if isinstance(block, ImageBlock) and not serving.vision:
+
+
+def _require_vision(serving: ServingContext, param: str) -> None:
+    if not serving.vision:
         raise UnsupportedFeatureError("this model has no vision projector; it cannot read images", param=param)
 
 
-def _tool_result(block: ToolResultBlock) -> Message:
-    """A failed tool's output reaches the model marked as an error, not as a normal result."""
-    text = block.content if isinstance(block.content, str) else "".join(part.text for part in block.content)
+def _tool_result(block: ToolResultBlock, param: str, serving: ServingContext, turn_parts: ContentParts) -> Message:
+    """The result's text (documents included) is the tool message; its images join ``turn_parts``, the
+    user turn the result arrived in. A failed tool's output reaches the model marked as an error."""
+    if isinstance(block.content, str):
+        text = block.content
+    else:
+        parts = [part for index, inner in enumerate(block.content)
+                 for part in _content_parts(inner, f"{param}.content[{index}]", serving)]
+        text = "".join(part.text for part in parts if isinstance(part, TextPart))
+        turn_parts.extend(part for part in parts if isinstance(part, ImagePart))
     if block.is_error:
         text = json.dumps({"error": text}, ensure_ascii=False)
     return Message("tool", (TextPart(text),), tool_call_id=block.tool_use_id)
@@ -340,16 +462,22 @@ def tool_use_id(call_id: str) -> str:
 class MessageBuilder:
     """Turns engine events into Messages stream events while building the final message.
 
-    ``stream`` is the single path: the non-streaming route drains it and returns ``message``."""
+    ``stream`` is the single path: the non-streaming route drains it and returns ``message``. With the
+    ``logprobs`` extension each ``text_delta`` and each text block carry ``logprobs``: a list of
+    ``{token, bytes, logprob, top_logprobs}``, the Chat Completions shape. A tool call max_tokens cut off
+    is still a ``tool_use`` block (stop_reason ``max_tokens``): its ``partial_json`` is the input as far as
+    it was written, its ``input`` the values written whole, as the SDK's partial parsing reads it."""
 
-    def __init__(self, model_id: str, input_tokens: int):
+    def __init__(self, model_id: str, input_tokens: int, logprobs: bool = False):
         self.message: dict[str, Any] = {
             "id": f"msg_{uuid.uuid4().hex}", "type": "message", "role": "assistant", "model": model_id,
             "content": [], "stop_reason": None, "stop_sequence": None,
             "usage": {"input_tokens": input_tokens, "output_tokens": 0, "cache_creation_input_tokens": 0,
                       "cache_read_input_tokens": 0}}
+        self.logprobs = logprobs
         self._open: str | None = None  # "text" or "thinking": the block taking deltas
         self._chunks: list[str] = []
+        self._logprobs: list[dict[str, Any]] = []
 
     async def stream(self, events: AsyncIterator[Event]) -> AsyncIterator[dict[str, Any]]:
         yield {"type": "message_start", "message": json.loads(json.dumps(self.message))}
@@ -365,32 +493,42 @@ class MessageBuilder:
 
     def _on(self, event: Event) -> list[dict[str, Any]]:
         if isinstance(event, TextDelta):
-            return self._delta("text", event.text)
+            return self._delta("text", event.text, event.logprobs)
         if isinstance(event, ReasoningDelta):
             return self._delta("thinking", event.text)
         if isinstance(event, ToolCallDelta):
             return self._tool_use(event)
         return self._finish(event)
 
-    def _delta(self, kind: str, text: str) -> list[dict[str, Any]]:
-        if not text:
+    def _delta(self, kind: str, text: str, logprobs: tuple[TokenLogprob, ...] = ()) -> list[dict[str, Any]]:
+        logprobs = logprobs if self.logprobs else ()
+        if not text and not (logprobs and self._open == kind):
             return []
         payloads = [] if self._open == kind else self._close() + [self._start(kind)]
         self._chunks.append(text)
-        delta = {"type": "text_delta", "text": text} if kind == "text" else {"type": "thinking_delta", "thinking": text}
+        if kind == "thinking":
+            delta = {"type": "thinking_delta", "thinking": text}
+        else:
+            delta = {"type": "text_delta", "text": text}
+            if self.logprobs:
+                delta["logprobs"] = [logprob_json(entry) for entry in logprobs]
+                self._logprobs.extend(delta["logprobs"])
         return payloads + [{"type": "content_block_delta", "index": self._index(), "delta": delta}]
 
     def _start(self, kind: str) -> dict[str, Any]:
         block = ({"type": "text", "text": ""} if kind == "text"
                  else {"type": "thinking", "thinking": "", "signature": ""})
         self.message["content"].append(block)
-        self._open, self._chunks = kind, []
+        self._open, self._chunks, self._logprobs = kind, [], []
         return {"type": "content_block_start", "index": self._index(), "content_block": dict(block)}
 
     def _close(self) -> list[dict[str, Any]]:
         if self._open is None:
             return []
-        self.message["content"][-1][self._open] = "".join(self._chunks)
+        block = self.message["content"][-1]
+        block[self._open] = "".join(self._chunks)
+        if self._open == "text" and self.logprobs:
+            block["logprobs"] = self._logprobs
         self._open = None
         return [{"type": "content_block_stop", "index": self._index()}]
 
@@ -405,7 +543,7 @@ class MessageBuilder:
         payloads.append({"type": "content_block_start", "index": index, "content_block": dict(block)})
         payloads.append({"type": "content_block_delta", "index": index,
                          "delta": {"type": "input_json_delta", "partial_json": call.arguments}})
-        block["input"] = json.loads(call.arguments)
+        block["input"] = json.loads(call.arguments) if call.complete else partial_json_object(call.arguments)
         return payloads + [{"type": "content_block_stop", "index": index}]
 
     def _finish(self, finish: Finish) -> list[dict[str, Any]]:

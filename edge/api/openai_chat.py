@@ -12,14 +12,17 @@ from typing import Any, AsyncIterator, Literal, Optional, Union
 
 from pydantic import Field, model_validator
 
-from edge.api.common import logprob_json, thinking_switch, tool_specs
+from edge.api.common import (
+    SamplingFields, ThinkingFields, checked, logprob_json, sampling_params, thinking_request,
+    thinking_switch, tool_specs,
+)
 from edge.api.context import ServingContext
 from edge.api.validation import WireModel
 from edge.errors import InvalidRequestError, UnsupportedFeatureError
 from edge.formats.base import ChatFormat
 from edge.core.events import Event, Finish, ReasoningDelta, TextDelta, TokenLogprob, ToolCallDelta
 from edge.core.request import (
-    DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MAX_OUTPUT_TOKENS, MAX_SEED, MAX_TOP_LOGPROBS,
+    DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MAX_OUTPUT_TOKENS,
     GenerationRequest, ImagePart, Message, ResponseFormat, SamplingParams, TextPart, ToolCall, ToolChoice, ToolSpec,
 )
 from edge.runtime.images import check_image_count, load_image
@@ -29,6 +32,8 @@ MAX_CHOICES = 128  # OpenAI's bound on n
 
 # engine finish reason -> OpenAI chat finish_reason
 FINISH_REASONS = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "cancelled": "stop"}
+# a request with the legacy ``functions`` gets its call back as ``function_call``, as the API answered them
+LEGACY_FINISH_REASONS = {**FINISH_REASONS, "tool_calls": "function_call"}
 
 
 class TextContentPart(WireModel):
@@ -61,11 +66,12 @@ class ToolCallParam(WireModel):
 
 
 class ChatMessage(WireModel):
-    role: Literal["system", "developer", "user", "assistant", "tool"]
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: Union[str, list[ContentPart], None] = None
     name: Optional[str] = None
     tool_calls: Optional[list[ToolCallParam]] = None
     tool_call_id: Optional[str] = None
+    function_call: Optional[FunctionCall] = None  # legacy: an assistant's one call, answered by role "function"
     reasoning_content: Optional[str] = None
     refusal: Optional[str] = None
 
@@ -73,11 +79,14 @@ class ChatMessage(WireModel):
     def _content_required(self) -> "ChatMessage":
         if self.content is None and self.role != "assistant":
             raise ValueError(f"a {self.role} message needs content")
+        if self.role == "function" and not self.name:
+            raise ValueError("a function message needs the name of the function that answered")
         return self
 
 
 class StreamOptions(WireModel):
     include_usage: bool = False
+    include_obfuscation: Optional[bool] = None  # nothing is obfuscated here, so either value is honoured
 
 
 class ResponseFormatText(WireModel):
@@ -125,22 +134,17 @@ class ChatTemplateKwargs(WireModel):
     enable_thinking: Optional[bool] = None
 
 
-class ChatCompletionRequest(WireModel):
+class ChatCompletionRequest(SamplingFields, ThinkingFields):
+    """Besides these: seed, top_k, min_p, the penalties, logprobs, top_logprobs, ignore_eos
+    (``SamplingFields``), enable_thinking and reasoning_effort (``ThinkingFields``)."""
+
     model: str
     messages: list[ChatMessage] = Field(min_length=1)
     temperature: Optional[float] = Field(None, ge=0, le=2)
     top_p: Optional[float] = Field(None, ge=0, le=1)
-    min_p: float = Field(0.0, ge=0, le=1)
-    top_k: int = Field(0, ge=0)
     max_tokens: Optional[int] = Field(None, ge=1, le=MAX_OUTPUT_TOKENS)
     max_completion_tokens: Optional[int] = Field(None, ge=1, le=MAX_OUTPUT_TOKENS)
     stop: Union[str, list[str], None] = None
-    seed: Optional[int] = Field(None, ge=0, le=MAX_SEED)
-    presence_penalty: float = Field(0.0, ge=-2, le=2)
-    frequency_penalty: float = Field(0.0, ge=-2, le=2)
-    repetition_penalty: float = Field(1.0, ge=0.1, le=2)
-    logprobs: bool = False
-    top_logprobs: Optional[int] = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
     logit_bias: Optional[dict[str, float]] = None
     n: int = Field(1, ge=1, le=MAX_CHOICES)
     stream: bool = False
@@ -149,21 +153,39 @@ class ChatCompletionRequest(WireModel):
     tools: Optional[list[ToolDefinition]] = None
     tool_choice: Union[Literal["none", "auto", "required"], NamedToolChoice, None] = None
     parallel_tool_calls: Optional[bool] = None
-    # thinking: enable_thinking (extension, as in vLLM/llama.cpp) wins over reasoning_effort
-    enable_thinking: Optional[bool] = None
+    # the deprecated spelling of tools and tool_choice, still sent by older clients
+    functions: Optional[list[FunctionDefinition]] = Field(None, min_length=1)
+    function_call: Union[Literal["none", "auto"], NamedFunction, None] = None
+    # thinking: enable_thinking (top level or chat_template_kwargs) wins over reasoning_effort
     chat_template_kwargs: Optional[ChatTemplateKwargs] = None
-    reasoning_effort: Optional[Literal["none", "minimal", "low", "medium", "high"]] = None
     thinking_budget: Optional[int] = Field(None, ge=0, le=MAX_OUTPUT_TOKENS)
-    # accepted because they do not change what is generated
+    # output this server cannot produce: refused with a clear message rather than as unknown fields
+    modalities: Optional[list[Literal["text", "audio"]]] = None
+    audio: Optional[dict[str, Any]] = None
+    # accepted because they have no local meaning (docs/api.md): they do not change what is generated
     user: Optional[str] = None
     metadata: Optional[dict[str, str]] = None
     store: Optional[bool] = None
     service_tier: Optional[str] = None
+    safety_identifier: Optional[str] = None
+    prompt_cache_key: Optional[str] = None
+    prompt_cache_retention: Optional[Literal["in_memory", "24h"]] = None
+    prompt_cache_options: Optional[dict[str, Any]] = None
+    verbosity: Optional[Literal["low", "medium", "high"]] = None
+    prediction: Optional[dict[str, Any]] = None
 
     @model_validator(mode="after")
     def _consistent(self) -> "ChatCompletionRequest":
         if self.top_logprobs is not None and not self.logprobs:
             raise InvalidRequestError("top_logprobs requires logprobs to be true", param="top_logprobs")
+        if self.audio is not None or "audio" in (self.modalities or ()):
+            raise UnsupportedFeatureError("audio output is not supported: this server answers with text",
+                                          param="audio" if self.audio is not None else "modalities")
+        if self.functions is not None and self.tools is not None:
+            raise InvalidRequestError("send tools or the deprecated functions, not both", param="functions")
+        if self.function_call is not None and self.tool_choice is not None:
+            raise InvalidRequestError("send tool_choice or the deprecated function_call, not both",
+                                      param="function_call")
         if self.stream_options is not None and not self.stream:
             raise InvalidRequestError("stream_options is only allowed when stream is true", param="stream_options")
         if self.max_tokens is not None and self.max_completion_tokens is not None \
@@ -200,45 +222,56 @@ def to_generation_request(chat: ChatCompletionRequest, serving: ServingContext) 
     chat_format = serving.chat_format
     tools = _tools(chat, chat_format)
     check_image_count(_count_images(chat.messages), serving.image_policy, "messages")
-    return GenerationRequest(
-        messages=tuple(_message(message, index, serving) for index, message in enumerate(chat.messages)),
+    return checked(GenerationRequest(
+        messages=tuple(_message(message, index, chat.messages, serving) for index, message in enumerate(chat.messages)),
         sampling=_sampling(chat, serving.n_vocab),
         max_tokens=chat.max_completion_tokens or chat.max_tokens,
         stop=(chat.stop,) if isinstance(chat.stop, str) else tuple(chat.stop or ()),
         logprobs=chat.logprobs,
-        top_logprobs=chat.top_logprobs or 0,
+        top_logprobs=(chat.top_logprobs or 0) if chat.logprobs else 0,
         enable_thinking=_thinking(chat, chat_format),
         thinking_budget=chat.thinking_budget,
         tools=tools,
-        tool_choice=_tool_choice(chat.tool_choice, tools),
-        parallel_tool_calls=True if chat.parallel_tool_calls is None else chat.parallel_tool_calls,
+        tool_choice=_tool_choice(chat, tools),
+        parallel_tool_calls=_parallel_tool_calls(chat),
         response_format=_response_format(chat.response_format),
+        ignore_eos=chat.ignore_eos,
         n=chat.n,
-    )
+    ))
 
 
 def _thinking(chat: ChatCompletionRequest, chat_format: ChatFormat) -> bool:
-    """enable_thinking (top level or chat_template_kwargs) wins; else reasoning_effort; else the model's default."""
-    explicit = chat.enable_thinking
-    if explicit is None and chat.chat_template_kwargs is not None:
-        explicit = chat.chat_template_kwargs.enable_thinking
-    if explicit is None and chat.reasoning_effort is not None:
-        explicit = chat.reasoning_effort in ("medium", "high")
+    """enable_thinking (top level, then chat_template_kwargs) wins; else reasoning_effort; else the model's default."""
+    explicit = thinking_request(chat, native=None)
+    template_choice = chat.chat_template_kwargs.enable_thinking if chat.chat_template_kwargs else None
+    if chat.enable_thinking is None and template_choice is not None:
+        explicit = template_choice
     return thinking_switch(explicit, chat_format, param="enable_thinking", budget=chat.thinking_budget)
 
 
 def _tools(chat: ChatCompletionRequest, chat_format: ChatFormat) -> tuple[ToolSpec, ...]:
-    declared = [(tool.function.name, tool.function.description, tool.function.parameters) for tool in chat.tools or []]
-    return tool_specs(declared, chat_format, choice_needs_tools=chat.tool_choice not in (None, "none"))
+    functions = chat.functions or [tool.function for tool in chat.tools or []]
+    declared = [(function.name, function.description, function.parameters) for function in functions]
+    choice = chat.tool_choice if chat.functions is None else chat.function_call
+    return tool_specs(declared, chat_format, choice_needs_tools=choice not in (None, "none"))
 
 
-def _tool_choice(choice: Union[str, NamedToolChoice, None], tools: tuple[ToolSpec, ...]) -> ToolChoice:
-    if isinstance(choice, NamedToolChoice):
-        if choice.function.name not in {tool.name for tool in tools}:
-            raise InvalidRequestError(f"tool_choice names {choice.function.name!r}, which is not among tools",
-                                      param="tool_choice")
-        return ToolChoice("function", choice.function.name)
+def _tool_choice(chat: ChatCompletionRequest, tools: tuple[ToolSpec, ...]) -> ToolChoice:
+    choice = chat.tool_choice if chat.function_call is None else chat.function_call
+    name = choice.function.name if isinstance(choice, NamedToolChoice) else getattr(choice, "name", None)
+    if name is not None:
+        if name not in {tool.name for tool in tools}:
+            raise InvalidRequestError(f"tool_choice names {name!r}, which is not among tools",
+                                      param="tool_choice" if chat.function_call is None else "function_call")
+        return ToolChoice("function", name)
     return ToolChoice(choice or "auto")
+
+
+def _parallel_tool_calls(chat: ChatCompletionRequest) -> bool:
+    """The legacy ``functions`` API answers with one call at most."""
+    if chat.functions is not None:
+        return False
+    return True if chat.parallel_tool_calls is None else chat.parallel_tool_calls
 
 
 def _response_format(response_format) -> ResponseFormat:
@@ -258,12 +291,8 @@ def _sampling(chat: ChatCompletionRequest, n_vocab: int) -> SamplingParams:
         if token >= n_vocab:
             raise InvalidRequestError(f"token id {token} is outside the vocabulary (size {n_vocab})",
                                       param=f"logit_bias.{token}")
-    return SamplingParams(
-        temperature=DEFAULT_TEMPERATURE if chat.temperature is None else chat.temperature,
-        top_p=DEFAULT_TOP_P if chat.top_p is None else chat.top_p,
-        min_p=chat.min_p, top_k=chat.top_k,
-        presence_penalty=chat.presence_penalty, frequency_penalty=chat.frequency_penalty,
-        repetition_penalty=chat.repetition_penalty, seed=chat.seed, logit_bias=bias)
+    return sampling_params(chat, DEFAULT_TEMPERATURE if chat.temperature is None else chat.temperature,
+                           DEFAULT_TOP_P if chat.top_p is None else chat.top_p, bias)
 
 
 def _count_images(messages: list[ChatMessage]) -> int:
@@ -271,29 +300,48 @@ def _count_images(messages: list[ChatMessage]) -> int:
                if isinstance(message.content, list) for part in message.content)
 
 
-def _message(message: ChatMessage, index: int, serving: ServingContext) -> Message:
-    role = "system" if message.role == "developer" else message.role
-    if (message.tool_calls or role == "tool") and not serving.chat_format.supports_tools:
+def _message(message: ChatMessage, index: int, messages: list[ChatMessage], serving: ServingContext) -> Message:
+    role = {"developer": "system", "function": "tool"}.get(message.role, message.role)
+    if (message.tool_calls or message.function_call or role == "tool") and not serving.chat_format.supports_tools:
         raise UnsupportedFeatureError("tool calls and tool results need a model with a tool-call format",
                                       param=f"messages[{index}]")
-    if role == "tool" and not message.tool_call_id:
+    tool_call_id = _legacy_call_id(messages, index) if message.role == "function" else message.tool_call_id
+    if role == "tool" and not tool_call_id:
         raise InvalidRequestError("a tool message needs tool_call_id", param=f"messages[{index}].tool_call_id")
     return Message(role=role, parts=_parts(message, index, serving), tool_calls=_calls(message, index),
-                   tool_call_id=message.tool_call_id, reasoning=message.reasoning_content, name=message.name)
+                   tool_call_id=tool_call_id, reasoning=message.reasoning_content, name=message.name)
 
 
 def _calls(message: ChatMessage, index: int) -> tuple[ToolCall, ...]:
-    calls = []
-    for call_index, call in enumerate(message.tool_calls or []):
-        try:
-            arguments = json.loads(call.function.arguments or "{}")
-        except ValueError:
-            arguments = None
-        if not isinstance(arguments, dict):
-            raise InvalidRequestError("tool call arguments must be a JSON object",
-                                      param=f"messages[{index}].tool_calls[{call_index}].function.arguments")
-        calls.append(ToolCall(call.id, call.function.name, arguments))
-    return tuple(calls)
+    calls = [(call.id, call.function, f"messages[{index}].tool_calls[{call_index}].function.arguments")
+             for call_index, call in enumerate(message.tool_calls or [])]
+    if message.function_call is not None:
+        calls.append((_LEGACY_ID.format(index), message.function_call, f"messages[{index}].function_call.arguments"))
+    return tuple(ToolCall(call_id, function.name, _arguments(function.arguments, param))
+                 for call_id, function, param in calls)
+
+
+def _arguments(text: str, param: str) -> dict[str, Any]:
+    try:
+        arguments = json.loads(text or "{}")
+    except ValueError:
+        arguments = None
+    if not isinstance(arguments, dict):
+        raise InvalidRequestError("tool call arguments must be a JSON object", param=param)
+    return arguments
+
+
+# a legacy function_call has no id on the wire: the one it gets here, from its message's index
+_LEGACY_ID = "call_legacy_{}"
+
+
+def _legacy_call_id(messages: list[ChatMessage], index: int) -> str:
+    """A legacy ``role: function`` message answers the nearest assistant ``function_call`` before it."""
+    for earlier in range(index - 1, -1, -1):
+        if messages[earlier].function_call is not None:
+            return _LEGACY_ID.format(earlier)
+    raise InvalidRequestError("a function message must follow an assistant message with a function_call",
+                              param=f"messages[{index}]")
 
 
 def _parts(message: ChatMessage, index: int, serving: ServingContext) -> tuple[TextPart | ImagePart, ...]:
@@ -322,14 +370,19 @@ class ChatResponseBuilder:
     """Turns engine events into chat.completion(.chunk) objects for one request.
 
     Events arrive as (choice index, event) pairs: with ``n`` > 1 the choices are decoded side by side and
-    their chunks interleave. Usage counts the prompt once and the completion tokens of every choice."""
+    their chunks interleave. Usage counts the prompt once and the completion tokens of every choice.
+    A call that max_tokens cut off is still a call (``finish_reason: "length"``), its ``arguments`` the
+    JSON text as far as the model wrote it. With ``legacy_functions`` (the request sent ``functions``)
+    the call comes back as the deprecated ``function_call``, finish reason ``function_call``."""
 
-    def __init__(self, model_id: str, include_usage: bool, logprobs: bool):
+    def __init__(self, model_id: str, include_usage: bool, logprobs: bool, legacy_functions: bool = False):
         self.id = f"chatcmpl-{uuid.uuid4().hex}"
         self.created = int(time.time())
         self.model_id = model_id
         self.include_usage = include_usage
         self.logprobs = logprobs
+        self.legacy_functions = legacy_functions
+        self._finish_reasons = LEGACY_FINISH_REASONS if legacy_functions else FINISH_REASONS
 
     def _chunk(self, index: int, delta: dict[str, Any], finish_reason: str | None = None,
                logprobs: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -349,10 +402,10 @@ class ChatResponseBuilder:
             elif isinstance(event, ReasoningDelta):
                 yield self._chunk(index, {"reasoning_content": event.text})
             elif isinstance(event, ToolCallDelta):
-                yield self._chunk(index, {"tool_calls": [{"index": event.index, **_tool_call_json(event)}]})
+                yield self._chunk(index, self._call_delta(event))
             elif isinstance(event, Finish):
                 finishes.append(event)
-                yield self._chunk(index, {}, FINISH_REASONS[event.reason])
+                yield self._chunk(index, {}, self._finish_reasons[event.reason])
         if self.include_usage and finishes:
             yield {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
                    "model": self.model_id, "system_fingerprint": None, "choices": [],
@@ -363,11 +416,29 @@ class ChatResponseBuilder:
         async for index, event in events:
             choices.setdefault(index, _Choice()).add(event)
         finishes = [choice.finish for choice in choices.values()]
-        assert all(finishes), "the engine always ends each choice with a Finish event"
+        assert finishes and all(finishes), "the engine always ends each choice with a Finish event"
         return {"id": self.id, "object": "chat.completion", "created": self.created, "model": self.model_id,
                 "system_fingerprint": None,
-                "choices": [choices[index].json(index, self) for index in sorted(choices)],
+                "choices": [self._choice_json(index, choices[index]) for index in sorted(choices)],
                 "usage": usage_json(finishes)}
+
+    def _choice_json(self, index: int, choice: "_Choice") -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant",
+                                   "content": "".join(choice.text) if choice.text or not choice.calls else None,
+                                   "refusal": None}
+        if choice.reasoning:
+            message["reasoning_content"] = "".join(choice.reasoning)
+        if choice.calls and self.legacy_functions:
+            message["function_call"] = choice.calls[0]["function"]
+        elif choice.calls:
+            message["tool_calls"] = choice.calls
+        return {"index": index, "message": message, "finish_reason": self._finish_reasons[choice.finish.reason],
+                "logprobs": self._logprobs(tuple(choice.logprobs))}
+
+    def _call_delta(self, call: ToolCallDelta) -> dict[str, Any]:
+        if self.legacy_functions:
+            return {"function_call": {"name": call.name, "arguments": call.arguments}}
+        return {"tool_calls": [{"index": call.index, **_tool_call_json(call)}]}
 
     def _logprobs(self, entries: tuple[TokenLogprob, ...]) -> dict[str, Any] | None:
         if not self.logprobs:
@@ -395,17 +466,6 @@ class _Choice:
             self.calls.append(_tool_call_json(event))
         elif isinstance(event, Finish):
             self.finish = event
-
-    def json(self, index: int, builder: ChatResponseBuilder) -> dict[str, Any]:
-        message: dict[str, Any] = {"role": "assistant",
-                                   "content": "".join(self.text) if self.text or not self.calls else None,
-                                   "refusal": None}
-        if self.reasoning:
-            message["reasoning_content"] = "".join(self.reasoning)
-        if self.calls:
-            message["tool_calls"] = self.calls
-        return {"index": index, "message": message, "finish_reason": FINISH_REASONS[self.finish.reason],
-                "logprobs": builder._logprobs(tuple(self.logprobs))}
 
 
 def _tool_call_json(call: ToolCallDelta) -> dict[str, Any]:

@@ -17,7 +17,10 @@ from typing import Any, AsyncIterator, Literal, Optional, Union
 
 from pydantic import Field
 
-from edge.api.common import logprob_json, thinking_switch, tool_specs
+from edge.api.common import (
+    SamplingFields, ThinkingFields, checked, logprob_json, partial_json_object, sampling_params, thinking_request,
+    thinking_switch, tool_specs,
+)
 from edge.api.context import ServingContext
 from edge.api.openai_chat import FunctionDefinition
 from edge.api.validation import WireModel, tagged_union
@@ -26,12 +29,19 @@ from edge.formats.base import ChatFormat
 from edge.core.events import Event, Finish, ReasoningDelta, TextDelta, TokenLogprob, ToolCallDelta
 from edge.runtime.images import check_image_count, load_image
 from edge.core.request import (
-    DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MAX_OUTPUT_TOKENS, MAX_SEED, MAX_TOP_LOGPROBS,
+    DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MAX_OUTPUT_TOKENS,
     GenerationRequest, ImagePart, Message, ResponseFormat, SamplingParams, TextPart, ToolCall, ToolChoice, ToolSpec,
 )
 
 STORE_SIZE = 256
 LOGPROBS_INCLUDE = "message.output_text.logprobs"
+# every value the API's ``include`` takes. Only the logprobs one adds anything here: the others ask for
+# parts of hosted tools' results (there are none) or, for reasoning.encrypted_content, for the thought
+# in a form only the host can read back; here reasoning items carry their text in the clear and are
+# accepted back as they are.
+INCLUDABLE = Literal["file_search_call.results", "web_search_call.results", "web_search_call.action.sources",
+                     "message.input_image.image_url", "computer_call_output.output.image_url",
+                     "code_interpreter_call.outputs", "reasoning.encrypted_content", "message.output_text.logprobs"]
 
 # engine finish reason -> (response status, incomplete_details.reason)
 STATUS = {"stop": ("completed", None), "tool_calls": ("completed", None),
@@ -152,18 +162,24 @@ class FormatJsonSchema(WireModel):
 class TextConfig(WireModel):
     format: Optional[tagged_union({"text": FormatText, "json_object": FormatJsonObject,
                                    "json_schema": FormatJsonSchema})] = None
+    verbosity: Optional[Literal["low", "medium", "high"]] = None  # accepted: no local meaning
 
 
 class ReasoningConfig(WireModel):
     effort: Optional[Literal["none", "minimal", "low", "medium", "high"]] = None
     summary: Optional[Literal["auto", "concise", "detailed"]] = None
+    generate_summary: Optional[Literal["auto", "concise", "detailed"]] = None  # summary's deprecated name
 
 
 class StreamOptions(WireModel):
     include_obfuscation: Optional[bool] = None  # nothing is obfuscated here, so either value is honoured
 
 
-class ResponsesRequest(WireModel):
+class ResponsesRequest(SamplingFields, ThinkingFields):
+    """Besides these: the extensions shared with chat completions (``SamplingFields``: seed, top_k,
+    min_p, the penalties, logprobs, top_logprobs, ignore_eos; ``ThinkingFields``: enable_thinking,
+    reasoning_effort)."""
+
     model: str
     input: Union[str, list[InputItem], None] = None
     instructions: Optional[str] = None
@@ -173,30 +189,30 @@ class ResponsesRequest(WireModel):
     text: Optional[TextConfig] = None
     reasoning: Optional[ReasoningConfig] = None
     max_output_tokens: Optional[int] = Field(None, ge=1, le=MAX_OUTPUT_TOKENS)
+    max_tool_calls: Optional[int] = Field(None, ge=0)
     temperature: Optional[float] = Field(None, ge=0, le=2)
     top_p: Optional[float] = Field(None, ge=0, le=1)
-    top_logprobs: Optional[int] = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
-    include: Optional[list[Literal["message.output_text.logprobs"]]] = None
+    include: Optional[list[INCLUDABLE]] = None
     stream: bool = False
     stream_options: Optional[StreamOptions] = None
     store: Optional[bool] = None
     previous_response_id: Optional[str] = None
-    truncation: Optional[Literal["disabled"]] = None
-    # extensions shared with chat completions (vLLM / llama.cpp spellings)
-    seed: Optional[int] = Field(None, ge=0, le=MAX_SEED)
-    top_k: int = Field(0, ge=0)
-    min_p: float = Field(0.0, ge=0, le=1)
-    presence_penalty: float = Field(0.0, ge=-2, le=2)
-    frequency_penalty: float = Field(0.0, ge=-2, le=2)
-    repetition_penalty: float = Field(1.0, ge=0.1, le=2)
-    enable_thinking: Optional[bool] = None
-    thinking_budget: Optional[int] = Field(None, ge=0, le=MAX_OUTPUT_TOKENS)
-    # accepted because they do not change what is generated
+    # "auto" would drop the oldest input to fit; a conversation that fits needs none, one that does not
+    # is the usual context-length 400
+    truncation: Optional[Literal["auto", "disabled"]] = None
+    thinking_budget: Optional[int] = Field(None, ge=0, le=MAX_OUTPUT_TOKENS)  # extension, as in chat
+    background: Optional[bool] = None  # true is refused: responses are generated while the client waits
+    # accepted because they have no local meaning (docs/api.md): they do not change what is generated
     metadata: Optional[dict[str, str]] = None
     user: Optional[str] = None
     service_tier: Optional[str] = None
     safety_identifier: Optional[str] = None
     prompt_cache_key: Optional[str] = None
+    prompt_cache_retention: Optional[Literal["in_memory", "24h"]] = None
+    prompt_cache_options: Optional[dict[str, Any]] = None
+
+    def logprobs_requested(self) -> bool:
+        return self.logprobs or LOGPROBS_INCLUDE in (self.include or ())
 
 
 # -- the store -------------------------------------------------------------------------------------
@@ -241,13 +257,16 @@ def to_generation_request(wire: ResponsesRequest, serving: ServingContext,
     ``previous`` is the stored conversation ``previous_response_id`` names; the new input follows it."""
     if wire.input is None and not previous:
         raise InvalidRequestError("Missing required parameter: 'input'", param="input")
+    if wire.background:
+        raise UnsupportedFeatureError("background responses are not supported: send the request without "
+                                      "background and wait for it (or stream it)", param="background")
     chat_format = serving.chat_format
     tools = _tools(wire, chat_format)
     items = [MessageItem(role="user", content=wire.input)] if isinstance(wire.input, str) else wire.input or []
     check_image_count(_count_images(items) + _count_stored_images(previous), serving.image_policy, "input")
     system = (Message("system", (TextPart(wire.instructions),)),) if wire.instructions else ()
-    logprobs = bool(wire.include and LOGPROBS_INCLUDE in wire.include)
-    return GenerationRequest(
+    logprobs = wire.logprobs_requested()
+    return checked(GenerationRequest(
         messages=system + previous + _messages(items, serving, previous),
         sampling=_sampling(wire),
         max_tokens=wire.max_output_tokens,
@@ -256,10 +275,12 @@ def to_generation_request(wire: ResponsesRequest, serving: ServingContext,
         enable_thinking=_thinking(wire, chat_format),
         thinking_budget=wire.thinking_budget,
         tools=tools,
-        tool_choice=_tool_choice(wire.tool_choice, tools),
+        tool_choice=_tool_choice(wire, tools),
         parallel_tool_calls=True if wire.parallel_tool_calls is None else wire.parallel_tool_calls,
+        max_tool_calls=wire.max_tool_calls,
         response_format=_response_format(wire.text),
-    )
+        ignore_eos=wire.ignore_eos,
+    ))
 
 
 def conversation_of(wire: ResponsesRequest, generation: GenerationRequest) -> tuple[Message, ...]:
@@ -268,10 +289,10 @@ def conversation_of(wire: ResponsesRequest, generation: GenerationRequest) -> tu
 
 
 def _thinking(wire: ResponsesRequest, chat_format: ChatFormat) -> bool:
-    """enable_thinking wins; else reasoning.effort (low/minimal/none off, medium/high on); else the default."""
-    explicit = wire.enable_thinking
-    if explicit is None and wire.reasoning is not None and wire.reasoning.effort is not None:
-        explicit = wire.reasoning.effort in ("medium", "high")
+    """enable_thinking wins, then reasoning_effort, then reasoning.effort (low/minimal/none off,
+    medium/high on); else the model's default."""
+    effort = wire.reasoning.effort if wire.reasoning is not None else None
+    explicit = thinking_request(wire, native=None if effort is None else effort in ("medium", "high"))
     return thinking_switch(explicit, chat_format, param="reasoning.effort", budget=wire.thinking_budget)
 
 
@@ -280,13 +301,21 @@ def _tools(wire: ResponsesRequest, chat_format: ChatFormat) -> tuple[ToolSpec, .
     return tool_specs(declared, chat_format, choice_needs_tools=wire.tool_choice not in (None, "none"))
 
 
-def _tool_choice(choice: Union[str, NamedFunction, None], tools: tuple[ToolSpec, ...]) -> ToolChoice:
+def _tool_choice(wire: ResponsesRequest, tools: tuple[ToolSpec, ...]) -> ToolChoice:
+    choice = wire.tool_choice
     if isinstance(choice, NamedFunction):
         if choice.name not in {tool.name for tool in tools}:
             raise InvalidRequestError(f"tool_choice names {choice.name!r}, which is not among tools",
                                       param="tool_choice")
-        return ToolChoice("function", choice.name)
-    return ToolChoice(choice or "auto")
+        picked = ToolChoice("function", choice.name)
+    else:
+        picked = ToolChoice(choice or "auto")
+    if wire.max_tool_calls == 0 and tools:  # no call allowed: exactly what tool_choice none means
+        if picked.mode in ("required", "function"):
+            raise InvalidRequestError("max_tool_calls 0 allows no call, but tool_choice requires one",
+                                      param="max_tool_calls")
+        return ToolChoice("none")
+    return picked
 
 
 def _response_format(text: Optional[TextConfig]) -> ResponseFormat:
@@ -299,11 +328,8 @@ def _response_format(text: Optional[TextConfig]) -> ResponseFormat:
 
 
 def _sampling(wire: ResponsesRequest) -> SamplingParams:
-    return SamplingParams(
-        temperature=DEFAULT_TEMPERATURE if wire.temperature is None else wire.temperature,
-        top_p=DEFAULT_TOP_P if wire.top_p is None else wire.top_p,
-        min_p=wire.min_p, top_k=wire.top_k, presence_penalty=wire.presence_penalty,
-        frequency_penalty=wire.frequency_penalty, repetition_penalty=wire.repetition_penalty, seed=wire.seed)
+    return sampling_params(wire, DEFAULT_TEMPERATURE if wire.temperature is None else wire.temperature,
+                           DEFAULT_TOP_P if wire.top_p is None else wire.top_p)
 
 
 def _count_images(items: list[InputItem]) -> int:
@@ -511,18 +537,20 @@ class ResponseBuilder:
         return {"item_id": self.output[-1]["id"], "output_index": len(self.output) - 1, "content_index": 0}
 
     def _call(self, call: ToolCallDelta) -> list[dict[str, Any]]:
+        """A call max_tokens cut off is an ``incomplete`` item, its arguments as far as they were written."""
         payloads = self._close()
         item = {"id": _new_id("fc"), "type": "function_call", "call_id": call.id, "name": call.name,
                 "arguments": "", "status": "in_progress"}
         self.output.append(item)
         index = len(self.output) - 1
-        self._record["calls"].append(ToolCall(call.id, call.name, json.loads(call.arguments)))
+        arguments = json.loads(call.arguments) if call.complete else partial_json_object(call.arguments)
+        self._record["calls"].append(ToolCall(call.id, call.name, arguments))
         payloads.append(self._event("response.output_item.added", output_index=index, item=dict(item)))
         payloads.append(self._event("response.function_call_arguments.delta", item_id=item["id"],
                                     output_index=index, delta=call.arguments))
         payloads.append(self._event("response.function_call_arguments.done", item_id=item["id"],
                                     output_index=index, arguments=call.arguments))
-        item.update(arguments=call.arguments, status="completed")
+        item.update(arguments=call.arguments, status="completed" if call.complete else "incomplete")
         payloads.append(self._event("response.output_item.done", output_index=index, item=dict(item)))
         return payloads
 
@@ -552,15 +580,24 @@ class ResponseBuilder:
             "reasoning": {"effort": wire.reasoning.effort if wire.reasoning else None, "summary": None},
             "store": self.store is not None,
             "temperature": DEFAULT_TEMPERATURE if wire.temperature is None else wire.temperature,
-            "text": {"format": wire.text.format.model_dump(by_alias=True, exclude_none=True)
-                     if wire.text and wire.text.format else {"type": "text"}},
+            "text": _text_json(wire.text),
             "tool_choice": _tool_choice_json(wire.tool_choice),
             "tools": [tool.model_dump() for tool in wire.tools or []],
             "top_logprobs": wire.top_logprobs,
             "top_p": DEFAULT_TOP_P if wire.top_p is None else wire.top_p,
-            "truncation": "disabled", "user": wire.user, "metadata": wire.metadata or {},
+            "truncation": wire.truncation or "disabled", "max_tool_calls": wire.max_tool_calls,
+            "user": wire.user, "metadata": wire.metadata or {},
             "usage": usage_json(finish) if finish is not None else None,
         }
+
+
+def _text_json(text: Optional[TextConfig]) -> dict[str, Any]:
+    format_ = text.format if text is not None else None
+    echoed: dict[str, Any] = {"format": format_.model_dump(by_alias=True, exclude_none=True) if format_
+                              else {"type": "text"}}
+    if text is not None and text.verbosity is not None:
+        echoed["verbosity"] = text.verbosity
+    return echoed
 
 
 def _tool_choice_json(choice: Union[str, NamedFunction, None]) -> Union[str, dict[str, Any]]:

@@ -192,13 +192,14 @@ def tokenizer_json(vocab: Vocabulary) -> dict:
     }
 
 
-def tokenizer_config() -> dict:
+def tokenizer_config(chat_template: str | None = None) -> dict:
+    """``chat_template``: the Jinja template the GGUF will carry (the project's own unless given)."""
     return {
         "tokenizer_class": "GemmaTokenizer",
         "bos_token": "<bos>", "eos_token": "<eos>", "pad_token": "<pad>", "unk_token": "<unk>",
         "mask_token": "<mask>", "add_bos_token": True, "add_eos_token": False,
         "model_max_length": 131072, "padding_side": "left",
-        "chat_template": GEMMA4_CHAT_TEMPLATE,
+        "chat_template": GEMMA4_CHAT_TEMPLATE if chat_template is None else chat_template,
     }
 
 
@@ -345,8 +346,12 @@ def _vision_weights(spec: TestModelSpec, rng: np.random.Generator) -> dict[str, 
 
 # ----------------------------------------------------------------------------------------------- writing
 
-def make_test_model(out_dir: str | Path, variant: str = "tiny", dtype: str = "F32") -> Path:
-    """Write the checkpoint (config, weights, tokenizer, processor config) into ``out_dir``."""
+def make_test_model(out_dir: str | Path, variant: str = "tiny", dtype: str = "F32",
+                    chat_template: str | None = None) -> Path:
+    """Write the checkpoint (config, weights, tokenizer, processor config) into ``out_dir``.
+
+    ``chat_template`` replaces the project's own template (tests pass Google's, which published Gemma 4
+    GGUFs carry); weights and vocabulary do not depend on it."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
     spec = VARIANTS[variant]
@@ -355,7 +360,7 @@ def make_test_model(out_dir: str | Path, variant: str = "tiny", dtype: str = "F3
     vocab = build_vocabulary(spec.n_merges)
     _write_json(out / "config.json", model_config(spec, vocab))
     _write_json(out / "tokenizer.json", tokenizer_json(vocab))
-    _write_json(out / "tokenizer_config.json", tokenizer_config())
+    _write_json(out / "tokenizer_config.json", tokenizer_config(chat_template))
     _write_json(out / "special_tokens_map.json", {"bos_token": "<bos>", "eos_token": "<eos>",
                                                   "pad_token": "<pad>", "unk_token": "<unk>"})
     _write_json(out / "processor_config.json", {"image_processor": processor_config(spec),

@@ -38,12 +38,16 @@ class ReasoningDelta:
 
 @dataclass(frozen=True)
 class ToolCallDelta:
-    """One complete tool call; ``arguments`` is a JSON object text typed by the tool's schema."""
+    """One tool call; ``arguments`` is a JSON object text typed by the tool's schema.
+
+    A call that generation cut off (max_tokens) comes with ``complete`` false: ``arguments`` is then the
+    JSON text as far as the model wrote it — a prefix that does not parse, so a client sees it is cut."""
 
     index: int
     id: str
     name: str
     arguments: str
+    complete: bool = True
 
 
 @dataclass(frozen=True)

@@ -103,5 +103,7 @@ class GenerationRequest:
     tools: tuple[ToolSpec, ...] = ()
     tool_choice: ToolChoice = ToolChoice()
     parallel_tool_calls: bool = True
+    max_tool_calls: int | None = None  # at most this many calls in one answer (None: no limit)
     response_format: ResponseFormat = ResponseFormat()
+    ignore_eos: bool = False  # the end-of-turn tokens cannot be picked: generation runs to max_tokens
     n: int = 1  # choices decoded side by side from one evaluation of the prompt

@@ -15,8 +15,11 @@ from edge.errors import InvalidRequestError
 
 from edge.core.events import ReasoningDelta, TextDelta, ToolCallDelta
 from edge.core.constraints import Constraint
-from edge.runtime.grammar import ANY_JSON_OBJECT, SchemaError, json_gbnf
 from edge.core.request import GenerationRequest, Message, ToolSpec
+from edge.schema import DEFAULT_LIMITS, Limits, SchemaError, json_grammar
+
+# JSON object with any content: what response_format json_object asks for
+ANY_JSON_OBJECT: dict[str, Any] = {"type": "object", "additionalProperties": True}
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,8 @@ class ChatFormat(ABC):
     text_markers: tuple[str, ...] = ()
     # the control token that closes the thought channel (a thinking budget forces it), if the format thinks
     reasoning_close: str | None = None
+    # the tokens that end generation (llama.cpp's end-of-generation set for this family): ignore_eos bans them
+    end_tokens: tuple[str, ...] = ()
 
     @abstractmethod
     def render(self, messages: Sequence[Message], *, tools: Sequence[ToolSpec] = (), enable_thinking: bool = False,
@@ -77,22 +82,28 @@ class ChatFormat(ABC):
     def new_parser(self, tools: Sequence[ToolSpec] = ()) -> OutputParser: ...
 
     def banned_tokens(self, request: GenerationRequest) -> tuple[str, ...]:
-        """Control tokens the sampler must never pick for this request."""
-        return ()
+        """Control tokens the sampler must never pick for this request: with ignore_eos, the end tokens,
+        so generation runs until max_tokens."""
+        return self.end_tokens if request.ignore_eos else ()
 
-    def constraint(self, request: GenerationRequest, token: Callable[[str], int]) -> Constraint | None:
-        """The grammar decoding must follow; plain formats only constrain JSON output."""
+    def constraint(self, request: GenerationRequest, token: Callable[[str], int],
+                   limits: Limits = DEFAULT_LIMITS) -> Constraint | None:
+        """The grammar decoding must follow; plain formats only constrain JSON output.
+
+        ``limits`` carries what the model's vocabulary can spell within the output limit
+        (``edge.schema.limits_for_vocabulary``); the default assumes nothing about it."""
         if request.response_format.kind == "text":
             return None
         schema = request.response_format.schema if request.response_format.kind == "json_schema" else ANY_JSON_OBJECT
         try:
-            return Constraint(self.json_grammar(schema, request, token))
+            return Constraint(self.json_grammar(schema, request, token, limits))
         except SchemaError as error:
             raise InvalidRequestError(f"the JSON schema cannot be enforced: {error}", param="response_format") from None
 
-    def json_grammar(self, schema: dict[str, Any], request: GenerationRequest, token: Callable[[str], int]) -> str:
+    def json_grammar(self, schema: dict[str, Any], request: GenerationRequest, token: Callable[[str], int],
+                     limits: Limits = DEFAULT_LIMITS) -> str:
         """GBNF for the JSON answer; a format with a thought channel lets the thought come first."""
-        return json_gbnf(schema)
+        return json_grammar(schema, limits)
 
 
 class PlainTextParser(OutputParser):

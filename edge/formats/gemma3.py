@@ -17,6 +17,7 @@ from edge.core.request import Message, ToolSpec
 class Gemma3Format(ChatFormat):
     name = "gemma3"
     text_markers = ("<start_of_turn>", "<end_of_turn>", "<bos>", "<eos>", "<pad>", "<unk>", "<mask>")
+    end_tokens = ("<end_of_turn>", "<eos>")
 
     def render(self, messages: Sequence[Message], *, tools: Sequence[ToolSpec] = (), enable_thinking: bool = False,
                add_generation_prompt: bool = True) -> list[Segment]:

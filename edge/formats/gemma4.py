@@ -1,23 +1,24 @@
 """Gemma 4 turn format: rendered by the GGUF's own chat template, or the project's when it has none.
 
-Both go through the same sandboxed renderer (template.py); the project's template (gemma4_template.py)
-is the native renderer for GGUFs that carry no ``tokenizer.chat_template``.
+Both go through the same sandboxed renderer (template.py) and get the conversation in the shape Google's
+template reads (gemma4_prompt.py); the project's template (gemma4_template.py) renders it exactly as
+Google's does and is the native renderer for GGUFs that carry no ``tokenizer.chat_template``.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any, Callable, Sequence
 
 from edge.errors import InvalidRequestError
 from edge.formats.base import ChatFormat, OutputParser, Segment
 from edge.formats.gemma4_grammar import json_output_grammar, tool_call_grammar
 from edge.formats.gemma4_parser import CALL_OPEN, CHANNEL_CLOSE, CHANNEL_OPEN, MARKERS, Gemma4Parser
+from edge.formats.gemma4_prompt import template_messages, template_tools
 from edge.formats.gemma4_template import GEMMA4_CHAT_TEMPLATE
-from edge.formats.template import Hider, compile_template, render_template, visible_text
+from edge.formats.template import Hider, compile_template, render_template
 from edge.core.constraints import Constraint
-from edge.runtime.grammar import SchemaError
-from edge.core.request import GenerationRequest, ImagePart, Message, TextPart, ToolSpec
+from edge.schema import DEFAULT_LIMITS, Limits, SchemaError
+from edge.core.request import GenerationRequest, Message, ToolSpec
 
 # the control tokens Gemma 4's constraints and bans are written with
 CONTROL_TOKENS = ("<|tool_call>", "<tool_call|>", '<|"|>', "<|channel>", "<channel|>")
@@ -30,6 +31,8 @@ class Gemma4Format(ChatFormat):
     image_placeholder = "<|image|>"
     text_markers = MARKERS
     reasoning_close = CHANNEL_CLOSE
+    # llama.cpp ends Gemma 4 generation at these; <|tool_response> is where the model waits for a result
+    end_tokens = ("<turn|>", "<eos>", "<|tool_response>")
 
     def __init__(self, template_source: str | None = None):
         self.builtin_template = template_source is None
@@ -39,8 +42,8 @@ class Gemma4Format(ChatFormat):
                add_generation_prompt: bool = True) -> list[Segment]:
         hider = Hider()
         variables = {
-            "messages": [_message_dict(message, hider, _tool_names(messages)) for message in messages],
-            "tools": [_tool_dict(tool, hider) for tool in tools] or None,
+            "messages": template_messages(messages, hider),
+            "tools": template_tools(tools, hider),
             "add_generation_prompt": add_generation_prompt,
             "enable_thinking": enable_thinking,
             "bos_token": "<bos>",
@@ -53,30 +56,39 @@ class Gemma4Format(ChatFormat):
 
     def banned_tokens(self, request: GenerationRequest) -> tuple[str, ...]:
         """Thinking off: the thought channel cannot open. tool_choice none: no call can open."""
-        banned = []
+        banned = list(super().banned_tokens(request))
         if not request.enable_thinking:
             banned.append(CHANNEL_OPEN)
-        if request.tool_choice.mode == "none" or not request.tools:
+        if request.tool_choice.mode == "none" or not request.tools or request.max_tool_calls == 0:
             banned.append(CALL_OPEN)
         return tuple(banned)
 
-    def constraint(self, request: GenerationRequest, token: Callable[[str], int]) -> Constraint | None:
-        if request.response_format.kind != "text" and request.tools and request.tool_choice.mode in ("required", "function"):
+    def constraint(self, request: GenerationRequest, token: Callable[[str], int],
+                   limits: Limits = DEFAULT_LIMITS) -> Constraint | None:
+        forced = request.tools and request.tool_choice.mode in ("required", "function")
+        if request.response_format.kind != "text" and forced:
             raise InvalidRequestError("a forced tool call and a JSON response_format exclude each other",
                                       param="response_format")
-        if request.tools and request.tool_choice.mode in ("auto", "required", "function"):
-            return self._tool_constraint(request, token)
-        return super().constraint(request, token)
+        if forced and request.max_tool_calls == 0:
+            raise InvalidRequestError("max_tool_calls 0 allows no call, but tool_choice requires one",
+                                      param="max_tool_calls")
+        if request.tools and request.tool_choice.mode in ("auto", "required", "function") \
+                and request.max_tool_calls != 0:
+            return self._tool_constraint(request, token, limits)
+        return super().constraint(request, token, limits)
 
-    def json_grammar(self, schema: dict[str, Any], request: GenerationRequest, token: Callable[[str], int]) -> str:
-        return json_output_grammar(schema, token, thinking=request.enable_thinking)
+    def json_grammar(self, schema: dict[str, Any], request: GenerationRequest, token: Callable[[str], int],
+                     limits: Limits = DEFAULT_LIMITS) -> str:
+        return json_output_grammar(schema, token, thinking=request.enable_thinking, limits=limits)
 
-    def _tool_constraint(self, request: GenerationRequest, token: Callable[[str], int]) -> Constraint | None:
+    def _tool_constraint(self, request: GenerationRequest, token: Callable[[str], int],
+                         limits: Limits) -> Constraint | None:
         choice = request.tool_choice
         tools = [tool for tool in request.tools if choice.mode != "function" or tool.name == choice.name]
         try:
             gbnf = tool_call_grammar(tools, request.parallel_tool_calls, token,
-                                     thinking=request.enable_thinking and choice.mode != "auto")
+                                     thinking=request.enable_thinking and choice.mode != "auto",
+                                     max_calls=request.max_tool_calls, limits=limits)
         except SchemaError as error:
             raise InvalidRequestError(f"a tool's parameters cannot be enforced: {error}", param="tools") from None
         if choice.mode == "auto":
@@ -86,67 +98,3 @@ class Gemma4Format(ChatFormat):
             # free text until the model opens a call; from then on the call must be valid
             return Constraint(gbnf, trigger_tokens=(token(CALL_OPEN),))
         return Constraint(gbnf)
-
-
-def _tool_names(messages: Sequence[Message]) -> dict[str, str]:
-    """tool_call_id -> function name, so each tool result is rendered under the call it answers."""
-    return {call.id: call.name for message in messages for call in message.tool_calls}
-
-
-def _message_dict(message: Message, hider: Hider, tool_names: dict[str, str]) -> dict[str, Any]:
-    result: dict[str, Any] = {"role": message.role}
-    if message.role == "tool":
-        result["content"] = hider.hide_values(_tool_result_value(message.text))
-        result["name"] = message.name or tool_names.get(message.tool_call_id or "", "unknown")
-        result["tool_call_id"] = message.tool_call_id
-        return result
-    result["content"] = [_part_dict(part, message.role, hider) for part in message.parts]
-    if message.tool_calls:
-        result["tool_calls"] = [
-            {"id": call.id, "type": "function",
-             "function": {"name": call.name, "arguments": hider.hide_values(call.arguments)}}
-            for call in message.tool_calls]
-    if message.reasoning:
-        result["reasoning_content"] = hider.hide(message.reasoning.strip())
-    return result
-
-
-def _part_dict(part: TextPart | ImagePart, role: str, hider: Hider) -> dict[str, Any]:
-    if isinstance(part, ImagePart):
-        return {"type": "image"}
-    text = visible_text(part.text) if role == "assistant" else part.text.strip()
-    return {"type": "text", "text": hider.hide(text) if text else ""}
-
-
-def _tool_result_value(text: str) -> Any:
-    """A JSON object result is rendered as Gemma's object; anything else as ``{value:...}`` by the template."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def _tool_dict(tool: ToolSpec, hider: Hider) -> dict[str, Any]:
-    function = {"name": tool.name, "description": hider.hide(tool.description) if tool.description else ""}
-    if tool.parameters:
-        function["parameters"] = _hide_schema_text(tool.parameters, hider)
-    return {"type": "function", "function": function}
-
-
-def _hide_schema_text(schema: Any, hider: Hider) -> Any:
-    """Descriptions and example values are client text; structure (types, names) stays visible."""
-    if not isinstance(schema, dict):
-        return schema
-    hidden: dict[str, Any] = {}
-    for key, value in schema.items():
-        if key in ("type", "required"):
-            hidden[key] = value
-        elif key in ("properties", "$defs", "definitions"):
-            hidden[key] = {name: _hide_schema_text(child, hider) for name, child in value.items()}
-        elif key in ("items", "additionalProperties"):
-            hidden[key] = _hide_schema_text(value, hider)
-        elif key in ("anyOf", "oneOf", "allOf"):
-            hidden[key] = [_hide_schema_text(child, hider) for child in value]
-        else:
-            hidden[key] = hider.hide_values(value)
-    return hidden

@@ -3,7 +3,9 @@
 It reads text (control tokens arrive as their text) and never lets a control marker through: the
 thought channel becomes reasoning, ``<|tool_call>call:NAME{...}<tool_call|>`` becomes a typed tool
 call, every other special token is dropped. Text that might be the start of a marker is held back
-until the next chunk decides it. A call that does not parse comes back as plain text.
+until the next chunk decides it. A complete call that does not parse comes back as plain text; a call
+that generation cut off (max_tokens) comes back as an incomplete call, its arguments the JSON text as
+far as the model wrote them — never as Gemma's call syntax in the text.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import uuid
 from typing import Sequence
 
 from edge.formats.base import OutputParser, ParsedEvent, Piece
-from edge.formats.gemma4_values import QUOTE, GemmaSyntaxError, coerce_to_schema, parse_call
+from edge.formats.gemma4_values import QUOTE, GemmaSyntaxError, coerce_to_schema, parse_call, parse_partial_call
 from edge.core.events import ReasoningDelta, TextDelta, ToolCallDelta
 from edge.core.request import ToolSpec
 
@@ -70,7 +72,7 @@ class Gemma4Parser(OutputParser):
         held, self._held = self._held, ""
         if self.state is State.CALL:
             self.state = State.CONTENT
-            return _text(_without_markers(held))
+            return self._cut_call(held)
         if self.state is State.CHANNEL_NAME:
             return []  # only the channel's name was written
         if self.in_reasoning:
@@ -135,11 +137,23 @@ class Gemma4Parser(OutputParser):
         typed = coerce_to_schema(arguments, self._schemas.get(name))
         index = self._calls
         self._calls += 1
-        return [ToolCallDelta(index, f"call_{uuid.uuid4().hex[:24]}", name, json.dumps(typed, ensure_ascii=False))]
+        return [ToolCallDelta(index, _new_call_id(), name, json.dumps(typed, ensure_ascii=False))]
+
+    def _cut_call(self, body: str) -> list[ParsedEvent]:
+        """The call generation stopped inside: as far as it was written, marked incomplete."""
+        try:
+            name, arguments = parse_partial_call(_without_markers(body, keep=QUOTE), tuple(self._schemas))
+        except GemmaSyntaxError:
+            return _text(_without_markers(body))
+        return [ToolCallDelta(self._calls, _new_call_id(), name, arguments, complete=False)]
 
     def _emit(self, events: list[ParsedEvent], text: str) -> None:
         if text:
             events.extend(_reasoning(text) if self.in_reasoning else _text(text))
+
+
+def _new_call_id() -> str:
+    return f"call_{uuid.uuid4().hex[:24]}"
 
 
 def _text(text: str) -> list[ParsedEvent]:
@@ -150,9 +164,10 @@ def _reasoning(text: str) -> list[ParsedEvent]:
     return [ReasoningDelta(text)] if text else []
 
 
-def _without_markers(text: str) -> str:
+def _without_markers(text: str, keep: str | None = None) -> str:
     for marker in MARKERS:
-        text = text.replace(marker, '"' if marker == QUOTE else "")
+        if marker != keep:
+            text = text.replace(marker, '"' if marker == QUOTE else "")
     return text
 
 

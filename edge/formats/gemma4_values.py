@@ -124,6 +124,144 @@ def parse_call(text: str) -> tuple[str, dict[str, Any]]:
     return match.group(0), arguments
 
 
+class _PrefixReader(_Reader):
+    """Reads a value that may stop anywhere and writes it as JSON text, as far as it goes.
+
+    Each method returns (JSON text, whether the value was written whole). The text is the beginning of
+    what ``json.dumps`` gives for the whole value, with the same separators; a string, key or number cut
+    off mid-way is written as far as it got."""
+
+    def at_end(self) -> bool:
+        self.skip_spaces()
+        return self.position >= len(self.text)
+
+    def rest(self) -> str:
+        return self.text[self.position:]
+
+    def value_prefix(self) -> tuple[str, bool]:
+        if self.at_end() or QUOTE.startswith(self.rest()):
+            return "", False
+        if self.peek(QUOTE):
+            return self.string_prefix()
+        if self.peek("{"):
+            return self.mapping_prefix()
+        if self.peek("["):
+            return self.sequence_prefix()
+        for literal in ("true", "false", "null"):
+            if self.peek(literal):
+                self.position += len(literal)
+                return literal, True
+            if literal.startswith(self.rest()):
+                written, self.position = self.rest(), len(self.text)
+                return written, False
+        match = _NUMBER_PREFIX.match(self.text, self.position)
+        if not match.group(0):
+            raise GemmaSyntaxError(f"no value at {self.position} in {self.text[:80]!r}")
+        self.position = match.end()
+        return match.group(0), self.position < len(self.text)
+
+    def string_prefix(self) -> tuple[str, bool]:
+        self.expect(QUOTE)
+        end = self.text.find(QUOTE, self.position)
+        if end >= 0:
+            value, self.position = self.text[self.position:end], end + len(QUOTE)
+            return json.dumps(value, ensure_ascii=False), True
+        value, self.position = _without_partial_quote(self.rest()), len(self.text)
+        return json.dumps(value, ensure_ascii=False)[:-1], False
+
+    def key_prefix(self) -> tuple[str, bool]:
+        if self.peek(QUOTE) or QUOTE.startswith(self.rest()):
+            return self.string_prefix() if self.peek(QUOTE) else ("", False)
+        match = _KEY_STOP.search(self.text, self.position)
+        if match is None:
+            key, self.position = self.rest().strip(), len(self.text)
+            return json.dumps(key, ensure_ascii=False)[:-1], False
+        key, self.position = self.text[self.position:match.start()].strip(), match.start()
+        if not key:
+            raise GemmaSyntaxError(f"empty key at {self.position}")
+        return json.dumps(key, ensure_ascii=False), True
+
+    def mapping_prefix(self) -> tuple[str, bool]:
+        self.expect("{")
+        written = "{"
+        while True:
+            if self.at_end():
+                return written, False
+            if self.peek("}"):
+                self.position += 1
+                return written + "}", True
+            if written != "{":
+                self.expect(",")
+                written += ", "
+                if self.at_end():
+                    return written, False
+            key, whole = self.key_prefix()
+            written += key
+            if not whole or self.at_end():
+                return written, False
+            self.expect(":")
+            value, whole = self.value_prefix()
+            written += ": " + value
+            if not whole:
+                return written, False
+
+    def sequence_prefix(self) -> tuple[str, bool]:
+        self.expect("[")
+        written = "["
+        while True:
+            if self.at_end():
+                return written, False
+            if self.peek("]"):
+                self.position += 1
+                return written + "]", True
+            if written != "[":
+                self.expect(",")
+                written += ", "
+            value, whole = self.value_prefix()
+            written += value
+            if not whole:
+                return written, False
+
+
+_NUMBER_PREFIX = re.compile(r"-?\d*(\.\d*)?([eE][-+]?\d*)?")
+
+
+def _without_partial_quote(text: str) -> str:
+    """A string's text at the end of the output, without the beginning of a closing ``<|"|>``."""
+    for length in range(min(len(QUOTE) - 1, len(text)), 0, -1):
+        if QUOTE.startswith(text[-length:]):
+            return text[:-length]
+    return text
+
+
+def parse_partial_call(text: str, tool_names: tuple[str, ...] = ()) -> tuple[str, str]:
+    """A call that generation cut off (``call:get_weather{city:<|"|>Par``) -> (name, arguments as JSON
+    text as far as they were written: ``{"city": "Par``).
+
+    A name cut off mid-way is completed when exactly one declared tool starts with it (the call grammar
+    only lets declared names through); otherwise it is returned as written. Raises GemmaSyntaxError when
+    the text does not even begin like a call."""
+    reader = _PrefixReader(text.lstrip())
+    if "call:".startswith(reader.text):
+        return _completed_name("", tool_names), ""
+    reader.expect("call:")
+    match = _NAME.match(reader.text, reader.position)
+    name = match.group(0) if match else ""
+    reader.position = match.end() if match else reader.position
+    if reader.at_end():
+        return _completed_name(name, tool_names), ""
+    try:
+        arguments, _ = reader.mapping_prefix()
+    except GemmaSyntaxError:
+        arguments = ""
+    return name, arguments
+
+
+def _completed_name(prefix: str, tool_names: tuple[str, ...]) -> str:
+    matches = [name for name in tool_names if name.startswith(prefix)]
+    return matches[0] if len(matches) == 1 else prefix
+
+
 def format_value(value: Any) -> str:
     """A value in Gemma's syntax, keys sorted as the chat template writes them."""
     if isinstance(value, str):

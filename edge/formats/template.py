@@ -5,6 +5,10 @@ tool-call argument values, tool results, descriptions) is swapped for a sentinel
 swapped back afterwards as a *text* segment, so text a user typed, such as ``<|tool_call>``, is tokenized
 as text and can never become a control token, whatever the template does with it.
 
+Names and keys (tool names, argument and result keys, schema property names) stay visible, so that they
+are tokenized as the model saw them in training, unless they hold a ``<``: every special-token spelling
+starts with one, so such a name is hidden like any other client text.
+
 Templates trim message text and strip thoughts from past model turns; a sentinel is immune to both, so
 those two steps are applied to the real text here before it is hidden.
 """
@@ -43,6 +47,20 @@ def compile_template(source: str) -> jinja2.Template:
         raise TemplateError(f"the model's chat template does not compile: {exc}") from exc
 
 
+class _JsonNull:
+    """JSON ``null`` for a template: it prints as ``null`` (Gemma's spelling, the one its tool-call grammar
+    and parser use) where Python's ``None`` would print as ``None``, and no Jinja test mistakes it for a
+    string, mapping or sequence."""
+
+    def __str__(self) -> str:
+        return "null"
+
+    __repr__ = __str__
+
+
+JSON_NULL = _JsonNull()
+
+
 @dataclass
 class Hider:
     """Replaces client strings by sentinels and remembers them."""
@@ -50,15 +68,23 @@ class Hider:
     texts: list[str] = field(default_factory=list)
 
     def hide(self, text: str) -> str:
+        if not text:
+            return ""  # nothing to protect, and templates test emptiness (``{% if description %}``)
         self.texts.append(text)
         return f"\ue000{len(self.texts) - 1}\ue001"
 
+    def name(self, text: str) -> str:
+        """A name or key: visible unless it could spell a special token."""
+        return self.hide(text) if "<" in text else text
+
     def hide_values(self, value: Any) -> Any:
-        """Hide every string inside a JSON-like value (tool-call arguments, tool results)."""
+        """Hide every string inside a JSON-like value (tool-call arguments, tool results); keys are names."""
         if isinstance(value, str):
             return self.hide(value)
+        if value is None:
+            return JSON_NULL
         if isinstance(value, dict):
-            return {key: self.hide_values(item) for key, item in value.items()}
+            return {self.name(str(key)): self.hide_values(item) for key, item in value.items()}
         if isinstance(value, list):
             return [self.hide_values(item) for item in value]
         return value
@@ -86,7 +112,7 @@ def render_template(template: jinja2.Template, variables: dict[str, Any], hider:
         rendered = template.render(**variables)
     except InvalidRequestError:
         raise
-    except jinja2.TemplateError as exc:
+    except Exception as exc:  # a GGUF's template is data: whatever it raises is its refusal, not our failure
         raise InvalidRequestError(f"the chat template could not render this conversation: {exc}",
                                   param="messages") from exc
     return hider.segments(rendered)

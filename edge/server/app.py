@@ -69,7 +69,8 @@ async def chat_completions(request: Request) -> Response:
     generation = await asyncio.to_thread(openai_chat.to_generation_request, chat, serving_context(request))
     prepared = await worker.prepare(generation)
     include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
-    builder = openai_chat.ChatResponseBuilder(engine.info.id, include_usage, chat.logprobs)
+    builder = openai_chat.ChatResponseBuilder(engine.info.id, include_usage, chat.logprobs,
+                                              legacy_functions=chat.functions is not None)
     events = worker.stream_choices(prepared, generation.n)
     if chat.stream:
         return sse_response(sse_stream(builder.chunks(events), lambda error: [openai_error_json(error)],
@@ -103,7 +104,7 @@ async def messages(request: Request) -> Response:
     engine = worker.engine
     generation = await asyncio.to_thread(anthropic_messages.to_generation_request, wire, serving_context(request))
     prepared = await worker.prepare(generation)
-    builder = anthropic_messages.MessageBuilder(engine.info.id, len(prepared.tokens))
+    builder = anthropic_messages.MessageBuilder(engine.info.id, len(prepared.tokens), wire.logprobs)
     events = worker.stream(prepared)
     if wire.stream:
         return sse_response(sse_stream(builder.stream(events), lambda error: [anthropic_messages.error_json(error)],

@@ -78,7 +78,7 @@ def test_call_ids_are_unique_and_stable_per_call():
 @pytest.mark.parametrize("output", [
     "<|tool_call>call:get_weather{city:Paris}<tool_call|>",       # unquoted string
     "<|tool_call>get_weather{}<tool_call|>",                      # no call: prefix
-    f"<|tool_call>call:get_weather{{city:{Q}Paris",               # cut off
+    "<|tool_call>get_weather{",                                   # cut off, and no call: prefix either
     "<|tool_call>call:get_weather{a:1}}}<tool_call|>",            # trailing garbage
 ])
 def test_malformed_call_comes_back_as_text_without_markers(output):
@@ -86,6 +86,38 @@ def test_malformed_call_comes_back_as_text_without_markers(output):
     assert calls == []
     assert "get_weather" in content
     assert not any(marker in content for marker in MARKERS)
+
+
+@pytest.mark.parametrize("output, name, arguments, complete_part", [
+    ("<|tool_call>", "get_weather", "", {}),
+    ("<|tool_call>call:get_we", "get_weather", "", {}),
+    ("<|tool_call>call:get_weather{", "get_weather", "{", {}),
+    (f"<|tool_call>call:get_weather{{city:{Q}Par", "get_weather", '{"city": "Par', {}),
+    (f"<|tool_call>call:get_weather{{city:{Q}Paris<|\"", "get_weather", '{"city": "Paris', {}),
+    (f"<|tool_call>call:get_weather{{city:{Q}Paris{Q},da", "get_weather", '{"city": "Paris", "da', {"city": "Paris"}),
+    ("<|tool_call>call:get_weather{days:4,opts:{tags:[1,tr", "get_weather", '{"days": 4, "opts": {"tags": [1, tr',
+     {"days": 4, "opts": {"tags": [1]}}),
+    (f"Sure.<|tool_call>call:get_weather{{city:{Q}Oslo{Q}}}<tool_call|><|tool_call>call:get_weather{{zip:",
+     "get_weather", '{"zip": ', {}),
+])
+def test_a_call_cut_off_is_an_incomplete_call_never_text(output, name, arguments, complete_part):
+    from edge.api.common import partial_json_object
+
+    for chunks in splits(output):
+        content, _, calls = parse(chunks)
+        assert content == ("Sure." if output.startswith("Sure.") else ""), chunks
+        cut = calls[-1]
+        assert (cut.name, cut.arguments, cut.complete) == (name, arguments, False), chunks
+        assert cut.index == len(calls) - 1 and all(call.complete for call in calls[:-1])
+        assert partial_json_object(cut.arguments) == complete_part
+        with pytest.raises(ValueError):
+            json.loads(cut.arguments)
+
+
+def test_a_cut_name_shared_by_several_tools_stays_as_written():
+    tools = (ToolSpec("get_weather", "", {}), ToolSpec("get_time", "", {}))
+    _, _, calls = parse(["<|tool_call>call:get_"], tools)
+    assert [(call.name, call.arguments, call.complete) for call in calls] == [("get_", "", False)]
 
 
 def test_reasoning_cut_off_stays_reasoning():
@@ -125,5 +157,12 @@ def test_never_raises_and_never_leaks_a_marker(tokens, data):
     for marker in MARKERS:
         assert marker not in content
         assert marker not in reasoning
+    for call in calls[:-1]:
+        assert call.complete
     for call in calls:
-        assert isinstance(json.loads(call.arguments), dict)
+        for marker in MARKERS:
+            assert marker not in call.name and marker not in call.arguments
+        if call.complete:
+            assert isinstance(json.loads(call.arguments), dict)
+        else:
+            assert call.arguments == "" or call.arguments.startswith("{")
