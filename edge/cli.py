@@ -33,6 +33,9 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--swa-full", dest="swa_full", action=argparse.BooleanOptionalAction, default=None,
                        help="keep every position in the sliding-window layers, so a cached prefix can be "
                             "reused after long turns (default on; off saves memory)")
+    group.add_argument("--persist-cache", dest="persist_cache", action="store_const", const=True,
+                       help="save the cached conversations in --cache-dir at shutdown and restore them at start, "
+                            "so a restarted server skips re-reading its system prompt (default off)")
     group.add_argument("--extra-bufts", type=ExtraBuffers, choices=list(ExtraBuffers),
                        help="llama.cpp weight repacking: auto turns it off where AMX kernels would crash")
     group.add_argument("--cache-dir", type=Path, help="where the demo model is assembled (default ~/.cache/edge)")
@@ -111,7 +114,7 @@ def _load_engine(settings):
     config = EngineConfig(
         ctx_size=settings.ctx_size, batch_size=settings.batch_size, threads=settings.thread_count,
         kv_type=settings.kv_type, prefix_cache=settings.prefix_cache, parallel=settings.parallel,
-        swa_full=settings.swa_full,
+        swa_full=settings.swa_full, persist_cache=settings.cache_dir if settings.persist_cache else None,
         load=LoadOptions(n_gpu_layers=settings.n_gpu_layers, extra_buffers=settings.extra_bufts))
     return Engine.load(files, config, settings.model_alias)
 

@@ -35,6 +35,7 @@ class Settings:
     prefix_cache: bool = True
     parallel: int = 4  # sequences decoded together, each with its own ctx_size window of the KV cache
     swa_full: bool = True  # sliding-window layers keep every position (prefix reuse after long turns)
+    persist_cache: bool = False  # save the cached conversations at shutdown, restore them at start
     max_body_bytes: int = 32 * 1024 * 1024  # a 20 MiB image is ~27 MiB of base64 JSON
     api_key: str | None = None
     cors_origins: tuple[str, ...] = ()
@@ -100,6 +101,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "EDGE_PREFIX_CACHE": ("prefix_cache", _bool),
     "EDGE_PARALLEL": ("parallel", int),
     "EDGE_SWA_FULL": ("swa_full", _bool),
+    "EDGE_PERSIST_CACHE": ("persist_cache", _bool),
     "EDGE_MAX_BODY_BYTES": ("max_body_bytes", int),
     "EDGE_API_KEY": ("api_key", str),
     "EDGE_CORS_ORIGINS": ("cors_origins", _origins),

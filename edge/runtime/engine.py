@@ -24,7 +24,7 @@ from llama_cpp import _internals
 from edge.errors import ContextLengthExceededError, EngineError, InvalidRequestError
 from edge.formats import chat_format_for
 from edge.formats.base import ChatFormat, Piece
-from edge.runtime import llama
+from edge.runtime import kv_files, llama
 from edge.core.events import Event
 from edge.core.constraints import Constraint
 from edge.core.request import MAX_OUTPUT_TOKENS, GenerationRequest, ImagePart
@@ -51,6 +51,7 @@ class EngineConfig:
     prefix_cache: bool = True
     parallel: int = 1  # sequences decoded together; the KV cache holds parallel x ctx_size cells
     swa_full: bool = True
+    persist_cache: Path | None = None  # folder: the cached conversations are saved there at close, restored at load
     load: llama.LoadOptions = llama.LoadOptions()
 
     @property
@@ -133,6 +134,7 @@ class Engine:
         self.vision_lock = threading.Lock()  # mtmd's context is not documented as thread-safe
         self.scheduler = Scheduler(self, config.parallel, config.batch_size, config.kv_cells, info.repacked,
                                    config.prefix_cache)
+        self._restore_caches()
 
     @classmethod
     def load(cls, files: ModelFiles, config: EngineConfig, model_id: str | None = None) -> "Engine":
@@ -160,8 +162,28 @@ class Engine:
             weight_buffers=weight_buffers, kv_cache_mib=llama.kv_cache_mib_from_log(context_log))
         return cls(model, context, chat_format, info, config, vision)
 
+    def _cache_files(self) -> Path | None:
+        config = self.config
+        if config.persist_cache is None or not config.prefix_cache:
+            return None
+        return kv_files.cache_directory(config.persist_cache, self.info.path, config.kv_type, config.swa_full,
+                                        config.ctx_size)
+
+    def _restore_caches(self) -> None:
+        directory = self._cache_files()
+        if directory is not None and directory.is_dir():
+            restored = self.scheduler.load_caches(directory, self.config.ctx_size)
+            log.info("restored %d cached tokens from %s", restored, directory)
+
     def close(self) -> None:
         self.scheduler.close()
+        directory = self._cache_files()
+        if directory is not None:
+            try:
+                written = self.scheduler.save_caches(directory)
+                log.info("saved the cached conversations to %s (%.1f MiB)", directory, written / 2**20)
+            except OSError as error:  # a full or read-only disk must not turn shutdown into a crash
+                log.warning("could not save the cached conversations to %s: %s", directory, error)
         if self.vision is not None:
             self.vision.close()
         self.context.close()

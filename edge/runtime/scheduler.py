@@ -27,10 +27,12 @@ import logging
 import threading
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from edge.core.events import Finish, Usage
 from edge.errors import EngineError
 from edge.runtime import llama
+from edge.runtime.kv_files import load_sequence, save_sequence
 from edge.runtime.nucleus import NucleusKernel
 from edge.runtime.sampling import Grammar, NoTokenAllowedError, TokenSampler
 from edge.runtime.sequence import END, Job, Sequence
@@ -119,6 +121,30 @@ class Scheduler:
         if self._thread is not None:
             self._thread.join()
         self._batch.close()
+
+    def save_caches(self, directory: Path) -> int:
+        """Writes every slot's cached tokens and keys/values (the loop must be stopped); returns bytes."""
+        written = 0
+        for slot in self.slots:
+            path = directory / f"slot-{slot.seq_id}.bin"
+            if slot.cached:
+                written += save_sequence(self.engine.context, path, slot.seq_id, slot.cached)
+            else:
+                path.unlink(missing_ok=True)
+        return written
+
+    def load_caches(self, directory: Path, capacity: int) -> int:
+        """Restores the slots saved by ``save_caches`` (before the loop starts); returns tokens restored.
+        Restored keys/values were computed who knows beside what, so seeded requests do not reuse them."""
+        restored = 0
+        for slot in self.slots:
+            path = directory / f"slot-{slot.seq_id}.bin"
+            if path.is_file():
+                slot.cached = load_sequence(self.engine.context, path, slot.seq_id, capacity)
+                slot.pure = not slot.cached
+                slot.last_used = next(self._clock)
+                restored += len(slot.cached)
+        return restored
 
     # -- the loop (scheduler thread only) ---------------------------------------------------------
 

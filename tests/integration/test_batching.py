@@ -204,3 +204,33 @@ def test_concurrent_greedy_requests_match_what_each_returns_alone(exact_server):
             exact_server, messages=[{"role": "user", "content": p}], max_tokens=12, temperature=0,
             seed=1)["choices"][0]["message"]["content"], prompts)))
     assert together == alone
+
+
+def test_a_restarted_engine_finds_its_conversations_in_the_saved_cache(demo_model_path, tmp_path):
+    files = resolve_model(str(demo_model_path), None, tmp_path / "models")
+    config = EngineConfig(ctx_size=2048, threads=2, parallel=2, batch_size=256, persist_cache=tmp_path)
+    system = Message("system", (TextPart("You are the keeper of the Ardnamurchan lighthouse. " * 20),))
+    question = Message("user", (TextPart("What did you see tonight?"),))
+    first = Engine.load(files, config)
+    try:
+        prompt = len(first.prepare(GenerationRequest(messages=(system, question), max_tokens=4)).tokens)
+        list(first.generate(first.prepare(GenerationRequest(messages=(system, question), max_tokens=4))))
+    finally:
+        first.close()  # saves the slots
+    restarted = Engine.load(files, config)
+    try:
+        follow_up = (system, question, Message("assistant", (TextPart("Ships."),)),
+                     Message("user", (TextPart("And then?"),)))
+        finish = list(restarted.generate(restarted.prepare(GenerationRequest(messages=follow_up, max_tokens=4))))[-1]
+        assert finish.usage.cached_prompt_tokens >= prompt - 1
+    finally:
+        restarted.close()
+    other = EngineConfig(ctx_size=2048, threads=2, parallel=2, batch_size=256, persist_cache=tmp_path,
+                         kv_type="q8_0")
+    differently_configured = Engine.load(files, other)
+    try:  # a cache saved under another KV layout is never loaded
+        finish = list(differently_configured.generate(differently_configured.prepare(
+            GenerationRequest(messages=(system, question), max_tokens=2))))[-1]
+        assert finish.usage.cached_prompt_tokens == 0
+    finally:
+        differently_configured.close()
