@@ -228,11 +228,7 @@ class Scheduler:
         reserved = sum(slot.reserved for slot in self.slots if not slot.idle)
         if not free or reserved + needed > self.total_cells:
             return False
-        tokens = job.prepared.tokens
-        reusable = self._reusable_by(job)
-        target = max(free, key=lambda slot: (common_prefix(slot.cached, tokens) if reusable(slot) else 0,
-                                             -slot.last_used))
-        own = common_prefix(target.cached, tokens) if reusable(target) else 0
+        target, own = self._target(job, free)
         source, shared = self._best_source(job, target, own)
         self._make_room((target, source), reserved + needed)
         start = self._usable_prefix(job, shared if source is not None else own)
@@ -242,6 +238,22 @@ class Scheduler:
             self._trim(target, start)
         self._start(job, target, start)
         return True
+
+    def _target(self, job: Job, free: list[Slot]) -> tuple[Slot, int]:
+        """The slot this job runs in, and how much of its own cache it keeps.
+
+        A slot whose whole cache is a prefix of the prompt (the conversation's previous turn) is taken as
+        it is: nothing is lost. Otherwise an empty slot, or the least recently used one, so that another
+        conversation's cache is not overwritten for a few shared tokens (those are copied instead)."""
+        tokens = job.prepared.tokens
+        reusable = self._reusable_by(job)
+        shared = {id(slot): common_prefix(slot.cached, tokens) if reusable(slot) else 0 for slot in free}
+        continuing = [slot for slot in free if slot.cached and shared[id(slot)] == len(slot.cached)]
+        if continuing:
+            target = max(continuing, key=lambda slot: shared[id(slot)])
+        else:
+            target = min(free, key=lambda slot: (bool(slot.cached), slot.last_used))
+        return target, shared[id(target)]
 
     def _reusable_by(self, job: Job):
         """Whether a slot's cached keys/values may serve this job's prompt."""

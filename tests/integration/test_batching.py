@@ -105,7 +105,7 @@ def test_a_cancelled_sequence_frees_its_slot_at_the_next_step(engine):
 
 
 def test_n_choices_share_one_evaluation_of_the_prompt(engine):
-    prepared = engine.prepare(request(STORY, max_tokens=6, sampling=SamplingParams(temperature=1.0, seed=4), n=3))
+    prepared = engine.prepare(request(STORY, max_tokens=6, sampling=SamplingParams(temperature=1.0), n=3))
     finishes = {choice: event for choice, event in engine.generate_choices(prepared, choices=3)
                 if isinstance(event, Finish)}
     assert sorted(finishes) == [0, 1, 2]
@@ -135,17 +135,17 @@ def test_seeded_text_is_the_same_alone_after_traffic_and_beside_three_others(eng
 def test_interleaved_conversations_each_find_their_own_cache(engine):
     conversations = {name: [Message("system", (TextPart(f"You are {name}, a helpful assistant."),))]
                      for name in ("Ada", "Brook", "Cyd")}
-    shares = []
+    previous_prompt: dict[str, int] = {}
     for turn in range(3):
         for name, history in conversations.items():
             history.append(Message("user", (TextPart(f"Turn {turn}: tell {name} something about tides."),)))
             events = list(engine.generate(engine.prepare(GenerationRequest(
                 messages=tuple(history), sampling=SamplingParams(temperature=0.7), max_tokens=12))))
-            finish = events[-1]
-            if turn:
-                shares.append(finish.usage.cached_prompt_tokens / finish.usage.prompt_tokens)
+            usage = events[-1].usage
+            if turn:  # the whole previous turn's prompt is still cached in that conversation's slot
+                assert usage.cached_prompt_tokens >= previous_prompt[name], (name, turn)
+            previous_prompt[name] = usage.prompt_tokens
             history.append(Message("assistant", (TextPart(text_of(events)),)))
-    assert min(shares) >= 0.9, shares
 
 
 @pytest.fixture(scope="module")
