@@ -130,7 +130,10 @@ def cached_share(server: Server, response: dict) -> float:
 
 def interleaved(server: Server, turns: int = 4) -> tuple[float, float]:
     """Three conversations, one turn each in turn; returns (median cached share, median follow-up TTFT)."""
-    systems = ["You are a sailor.", "You are a baker who loves bread.", "You are an astronomer."]
+    # an assistant's system prompt is long next to one turn: a few hundred tokens of instructions
+    rules = " ".join(f"Rule {index}: answer kindly, briefly and truthfully." for index in range(25))
+    systems = [f"You are a sailor. {rules}", f"You are a baker who loves bread. {rules}",
+               f"You are an astronomer. {rules}"]
     histories = [[{"role": "system", "content": system}] for system in systems]
     shares, ttfts = [], []
     for turn in range(turns):
