@@ -41,6 +41,8 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-body-bytes", type=int, help="largest request body accepted (default 8 MiB)")
     parser.add_argument("--cors-origins", type=lambda text: tuple(text.split(",")),
                         help="comma-separated origins allowed by CORS (default: none)")
+    parser.add_argument("--no-ui", dest="ui", action="store_const", const=False,
+                        help="do not serve the chat page at /")
     parser.add_argument("--no-prefix-cache", dest="prefix_cache", action="store_const", const=False,
                         help="evaluate every prompt from scratch instead of reusing a shared prefix")
     images = parser.add_argument_group("images")

@@ -36,6 +36,7 @@ class Settings:
     max_body_bytes: int = 32 * 1024 * 1024  # a 20 MiB image is ~27 MiB of base64 JSON
     api_key: str | None = None
     cors_origins: tuple[str, ...] = ()
+    ui: bool = True  # the chat page at /
     cache_dir: Path = _cache_dir_default()
     log_level: str = "info"
     # images (edge/runtime/images.py documents each limit)
@@ -99,6 +100,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "EDGE_MAX_BODY_BYTES": ("max_body_bytes", int),
     "EDGE_API_KEY": ("api_key", str),
     "EDGE_CORS_ORIGINS": ("cors_origins", _origins),
+    "EDGE_UI": ("ui", _bool),
     "EDGE_CACHE_DIR": ("cache_dir", Path),
     "EDGE_LOG_LEVEL": ("log_level", str),
     "EDGE_IMAGE_MAX_BYTES": ("image_max_bytes", int),
