@@ -37,7 +37,7 @@ def test_the_page_is_served_at_the_root_with_a_strict_policy(demo_server):
 def test_an_answer_streams_in_and_is_exactly_what_the_server_wrote(open_page, demo_server):
     chat = open_page(demo_server)
     chat.throttle()  # SSE frames arrive over many frames of the page, whatever the machine's speed
-    chat.set_param("max_tokens", 12)
+    chat.set_param("max_tokens", 8)
     chat.set_param("seed", 7)
     chat.set_param("top_k", 40)
     chat.record_states()
@@ -336,7 +336,7 @@ def test_api_key_is_asked_once_and_kept(open_page, demo_model_path, tmp_path):
         chat.page.fill("#dialog-input", "sesame")
         chat.page.press("#dialog-input", "Enter")
         expect(chat.page.locator("#model option")).to_have_count(1)
-        chat.set_param("max_tokens", 2)
+        chat.set_param("max_tokens", 1)
         with chat.page.expect_request("**/v1/chat/completions") as request:
             chat.send("Hello")
         assert request.value.headers["authorization"] == "Bearer sesame"

@@ -81,8 +81,9 @@ function markdownBlock(source) {
 
 function thinking(message, ui) {
   const details = element('details', 'thinking');
-  details.open = ui.thinkingOpen.get(message.id) ?? Boolean(message.streaming && !message.content);
-  const summary = element('summary', '', message.streaming && !message.content ? 'Thinking…' : 'Thought');
+  // open while the answer streams, folded once it is complete, unless the reader chose otherwise
+  details.open = ui.thinkingOpen.get(message.id) ?? Boolean(message.streaming);
+  const summary = element('summary', '', message.streaming ? 'Thinking…' : 'Thought');
   summary.addEventListener('click', () => ui.thinkingOpen.set(message.id, !details.open));
   details.append(summary, element('div', 'thinking-text', message.reasoning));
   return details;
