@@ -114,6 +114,7 @@ function readRequest() {
 async function generate(conversation, request) {
   const history = branch(conversation);
   await storage.save(conversation); // what the user wrote is kept even if the page closes mid-answer
+  state.conversations = await storage.all();
   const message = addMessage(conversation, conversation.leaf, {
     role: 'assistant', content: '', reasoning: '', streaming: true,
     ...(request.wire.response_format ? { format: 'json' } : {}),

@@ -177,7 +177,8 @@ function meta(conversation, message, ui) {
     bar.append(button('Regenerate', 'regenerate'));
     if (message.logprobs?.length) bar.append(button(ui.tokensShown.has(message.id) ? 'Text' : 'Tokens', 'tokens'));
   }
-  if (message.role !== 'tool') bar.append(button('Copy', 'copy-message'));
+  if (message.streaming) bar.append(element('span', 'notice', 'writing… (Esc stops)'));
+  if (message.role !== 'tool' && !message.streaming) bar.append(button('Copy', 'copy-message'));
   if (message.stats) bar.append(figures(message.stats));
   return bar;
 }
