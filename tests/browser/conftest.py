@@ -20,13 +20,14 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 TIMEOUT_MS = 60_000  # generous: the machine is shared; nothing here measures speed
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # playwright's loop ends with these tests, before any other suite runs
 def browser():
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: the browser tests need Debian's chromium "
                     "(./dev.sh test installs it; or apt-get install -y chromium)", pytrace=False)
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=TIMEOUT_MS)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=shutil.which(CHROMIUM) or CHROMIUM, args=CHROMIUM_ARGS)
         yield browser

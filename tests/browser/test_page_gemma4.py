@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from browser.test_page_demo import api_answer, paste_png
+from browser.test_page import api_answer, paste_png
 
 WEATHER = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 12},
                                             "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},

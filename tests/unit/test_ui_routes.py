@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 import httpx
 import pytest
+from starlette.testclient import TestClient
 
 from edge.cli import build_parser
 from edge.server.app import create_app
@@ -15,12 +15,8 @@ from edge.settings import Settings, settings_from
 
 
 def get(settings: Settings, path: str) -> httpx.Response:
-    async def fetch() -> httpx.Response:
-        transport = httpx.ASGITransport(app=create_app(settings, engine=None))  # routes only: no lifespan
-        async with httpx.AsyncClient(transport=transport, base_url="http://edge") as client:
-            return await client.get(path)
-
-    return asyncio.run(fetch())
+    # outside a `with` block the test client runs no lifespan, so the app needs no engine for its routes
+    return TestClient(create_app(settings, engine=None)).get(path)
 
 
 def test_the_page_and_its_assets_are_served_with_a_strict_policy():

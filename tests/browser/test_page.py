@@ -1,6 +1,6 @@
-"""The chat page on the demo model (Gemma 3 270M: text only, no thinking, no tools), in chromium.
-
-Answers are kept to a few tokens: these tests check what the page does, never how fast the model is.
+"""The chat page in chromium: on the demo model (Gemma 3 270M: text only, no thinking, no tools), and,
+where only the page's own behaviour matters (branches, reload, keys), on the tiny Gemma 4, whose tokens
+cost far less. Answers are kept to a token or a few: these tests check what the page does, never speed.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def test_the_page_is_served_at_the_root_with_a_strict_policy(demo_server):
 def test_an_answer_streams_in_and_is_exactly_what_the_server_wrote(open_page, demo_server):
     chat = open_page(demo_server)
     chat.throttle()  # SSE frames arrive over many frames of the page, whatever the machine's speed
-    chat.set_param("max_tokens", 8)
+    chat.set_param("max_tokens", 6)
     chat.set_param("seed", 7)
     chat.set_param("top_k", 40)
     chat.record_states()
@@ -86,9 +86,9 @@ def test_stop_ends_the_answer_and_the_server_cancels_the_generation(open_page, d
     assert not chat.last_answer().locator(".error").count()
 
 
-def test_reload_keeps_the_conversation_and_the_prefix_cache_is_reported(open_page, demo_server):
-    chat = open_page(demo_server)
-    chat.set_param("max_tokens", 3)
+def test_reload_keeps_the_conversation_and_the_prefix_cache_is_reported(open_page, gemma4_server):
+    chat = open_page(gemma4_server)
+    chat.set_param("max_tokens", 1)
     chat.send("Remember the lighthouse.")
     chat.send("Which lighthouse?")
     cached = chat.page.locator("article.assistant").nth(1).locator("[data-stat=cached]").inner_text()
@@ -101,9 +101,9 @@ def test_reload_keeps_the_conversation_and_the_prefix_cache_is_reported(open_pag
     expect(chat.page.locator("#conversations li.active .conversation-title")).to_have_text("Remember the lighthouse.")
 
 
-def test_html_typed_by_the_user_is_shown_as_text_and_never_runs(open_page, demo_server):
-    chat = open_page(demo_server)
-    chat.set_param("max_tokens", 2)
+def test_html_typed_by_the_user_is_shown_as_text_and_never_runs(open_page, gemma4_server):
+    chat = open_page(gemma4_server)
+    chat.set_param("max_tokens", 1)
     typed = f"{INJECTION} and **stars**"
     chat.send(typed)
     for _ in range(2):  # as sent, then as stored and reloaded
@@ -221,18 +221,18 @@ def test_a_file_that_is_not_an_export_is_refused(open_page, demo_server, tmp_pat
     expect(chat.page.locator("#conversations li")).to_have_count(0)
 
 
-def test_edit_and_regenerate_keep_every_branch(open_page, demo_server):
-    chat = open_page(demo_server)
-    chat.set_param("max_tokens", 3)
+def test_edit_and_regenerate_keep_every_branch(open_page, gemma4_server):
+    chat = open_page(gemma4_server)
+    chat.set_param("max_tokens", 2)
     chat.send("First question")
-    first_answer = chat.last_answer().locator(".markdown").inner_text()
+    first_answer = chat.last_answer().locator(".bubble").inner_text()
 
     chat.last_answer().locator("[data-action=regenerate]").click()
     chat.wait_for_answers(1)
     expect(chat.last_answer().locator(".branch-count")).to_have_text("2/2")
     chat.last_answer().locator("[data-action=previous-branch]").click()
     expect(chat.last_answer().locator(".branch-count")).to_have_text("1/2")
-    expect(chat.last_answer().locator(".markdown")).to_have_text(first_answer)
+    expect(chat.last_answer().locator(".bubble")).to_have_text(first_answer)
 
     user = chat.page.locator("article.user")
     user.locator("[data-action=edit]").click()
@@ -254,7 +254,7 @@ def test_edit_and_regenerate_keep_every_branch(open_page, demo_server):
 def test_every_parameter_of_the_panel_reaches_the_request(open_page, demo_server):
     chat = open_page(demo_server)
     values = {"system": "You are terse.", "temperature": 0.5, "top_p": 0.9, "min_p": 0.05, "top_k": 40,
-              "max_tokens": 4, "seed": 11, "stop": "User:\nEND", "presence_penalty": 0.2,
+              "max_tokens": 3, "seed": 11, "stop": "User:\nEND", "presence_penalty": 0.2,
               "frequency_penalty": 0.1, "repetition_penalty": 1.1, "logit_bias": '{"1": -100}',
               "logprobs": True, "top_logprobs": 3}
     for key, value in values.items():
@@ -322,10 +322,11 @@ def paste_png(page, colour: str = "red"):
     }""", colour)
 
 
-def test_api_key_is_asked_once_and_kept(open_page, demo_model_path, tmp_path):
+def test_api_key_is_asked_once_and_kept(open_page, gemma4_models, tmp_path):
     from conftest import start_server, stop_server
 
-    server = start_server(["--api-key", "sesame"], tmp_path / "server.log")
+    server = start_server(["--model", str(gemma4_models.text_gguf.parent), "--api-key", "sesame"],
+                          tmp_path / "server.log")
     try:
         chat = open_page(server, ready=False)
         chat.expected_console.append("status of 401")
@@ -373,9 +374,9 @@ def test_themes_and_phone_width(open_page, demo_server):
     assert page.evaluate("document.documentElement.dataset.theme") == "light"
 
 
-def test_enter_sends_and_shift_enter_adds_a_line(open_page, demo_server):
-    chat = open_page(demo_server)
-    chat.set_param("max_tokens", 2)
+def test_enter_sends_and_shift_enter_adds_a_line(open_page, gemma4_server):
+    chat = open_page(gemma4_server)
+    chat.set_param("max_tokens", 1)
     box = chat.page.locator("#input")
     box.click()
     box.type("first line")
