@@ -3,7 +3,11 @@ import { ApiError, apiKey, listModels, pageConfig, streamChat } from './api.js';
 import {
   addMessage, branch, exportJson, importJson, matches, newConversation, showBranch, siblings, storage,
 } from './conversations.js';
+import { ask } from './dialog.js';
+import { bindDrop, dataUrl, imageFiles } from './images.js';
 import { buildPanel, loadValues, requestFields, saveValues, showFor } from './params.js';
+import { absorb, figures, requestBody } from './request.js';
+import { applyTheme, nextTheme } from './theme.js';
 import { conversationItem, emptyState, messageNode } from './view.js';
 
 const $ = (id) => document.getElementById(id);
@@ -124,7 +128,8 @@ async function generate(conversation, request) {
   const clock = { started: performance.now(), first: null };
   renderAll();
   try {
-    for await (const chunk of streamChat(requestBody(history, request), controller.signal)) {
+    const body = requestBody(history, request, { model: state.model?.id, thinking: capabilities().thinking ? thinkingOn() : null });
+    for await (const chunk of streamChat(body, controller.signal)) {
       if (absorb(message, chunk)) clock.first ??= performance.now();
       scheduleRender(message);
     }
@@ -146,78 +151,6 @@ async function generate(conversation, request) {
 function describe(error) {
   if (error instanceof ApiError) return error.param ? `${error.message} (parameter ${error.param})` : error.message;
   return `the request failed: ${error.message}`;
-}
-
-function requestBody(history, request) {
-  const messages = request.system ? [{ role: 'system', content: request.system }] : [];
-  for (const message of history) {
-    const wire = wireMessage(message, request.detail);
-    if (wire) messages.push(wire);
-  }
-  const body = { model: state.model?.id, messages, stream: true, stream_options: { include_usage: true }, ...request.wire };
-  if (capabilities().thinking && !request.wire.reasoning_effort) body.enable_thinking = thinkingOn();
-  return body;
-}
-
-function wireMessage(message, detail) {
-  if (message.role === 'user') {
-    if (!message.images?.length) return { role: 'user', content: message.content };
-    const images = message.images.map((url) => ({ type: 'image_url', image_url: { url, detail } }));
-    return { role: 'user', content: [...(message.content ? [{ type: 'text', text: message.content }] : []), ...images] };
-  }
-  if (message.role === 'tool') {
-    return { role: 'tool', tool_call_id: message.tool_call_id, name: message.name, content: message.content };
-  }
-  if (!message.content && !message.tool_calls?.length) return null; // failed or stopped before a word
-  const wire = { role: 'assistant', content: message.content || null };
-  if (message.tool_calls?.length) {
-    wire.tool_calls = message.tool_calls.map((call) => ({
-      id: call.id, type: 'function', function: { name: call.name, arguments: call.arguments },
-    }));
-    if (message.reasoning) wire.reasoning_content = message.reasoning;
-  }
-  return wire;
-}
-
-/** Folds one chunk into the message; true when it carried generated text. */
-function absorb(message, chunk) {
-  if (chunk.usage) message.usage = chunk.usage;
-  const choice = chunk.choices?.[0];
-  if (!choice) return false;
-  const delta = choice.delta ?? {};
-  if (delta.reasoning_content) message.reasoning += delta.reasoning_content;
-  if (delta.content) message.content += delta.content;
-  for (const call of delta.tool_calls ?? []) {
-    message.tool_calls ??= [];
-    const known = message.tool_calls[call.index] ??= { id: '', name: '', arguments: '' };
-    if (call.id) known.id = call.id;
-    if (call.function?.name) known.name = call.function.name;
-    known.arguments += call.function?.arguments ?? '';
-  }
-  for (const entry of choice.logprobs?.content ?? []) {
-    (message.logprobs ??= []).push({
-      token: entry.token, logprob: entry.logprob,
-      top: (entry.top_logprobs ?? []).map((top) => ({ token: top.token, logprob: top.logprob })),
-    });
-  }
-  if (choice.finish_reason) message.finish_reason = choice.finish_reason;
-  return Boolean(delta.reasoning_content || delta.content || delta.tool_calls?.length);
-}
-
-/** Usage from the server, time to first token and decode speed as this browser saw them. */
-function figures(usage, clock, ended) {
-  const stats = {};
-  if (clock.first !== null) stats.ttft_ms = clock.first - clock.started;
-  if (usage) {
-    stats.prompt_tokens = usage.prompt_tokens;
-    stats.completion_tokens = usage.completion_tokens;
-    stats.cached_tokens = usage.prompt_tokens_details?.cached_tokens ?? 0;
-    stats.reasoning_tokens = usage.completion_tokens_details?.reasoning_tokens ?? 0;
-    if (clock.first !== null && usage.completion_tokens > 1 && ended > clock.first) {
-      stats.tokens_per_second = (usage.completion_tokens - 1) / ((ended - clock.first) / 1000);
-    }
-  }
-  return stats;
 }
 
 function stop() {
@@ -339,20 +272,11 @@ async function importFile(file) {
 // -- images ---------------------------------------------------------------------------------------
 
 async function attach(files) {
-  const images = [...files].filter((file) => file.type.startsWith('image/'));
+  const images = imageFiles(files);
   if (!images.length) return;
   if (!capabilities().vision) return hint('this model has no vision projector: it cannot read images');
   for (const file of images) state.attachments.push(await dataUrl(file));
   renderAttachments();
-}
-
-function dataUrl(file) {
-  return new Promise((resolve, reject) => {
-    const reader = new FileReader();
-    reader.onload = () => resolve(reader.result);
-    reader.onerror = () => reject(reader.error);
-    reader.readAsDataURL(file);
-  });
 }
 
 function renderAttachments() {
@@ -370,7 +294,7 @@ function renderAttachments() {
   }));
 }
 
-// -- parameters, thinking, theme ------------------------------------------------------------------
+// -- parameters and thinking ---------------------------------------------------------------------
 
 function thinkingOn() {
   const effort = state.params.reasoning_effort;
@@ -389,21 +313,6 @@ function onThinkingSwitch() {
   const effort = document.querySelector('#param-fields [name="reasoning_effort"]');
   if (effort) effort.value = '';
   saveValues(state.params);
-}
-
-const THEMES = ['system', 'light', 'dark'];
-
-function applyTheme() {
-  const choice = localStorage.getItem('edge.theme') ?? 'system';
-  const dark = choice === 'dark' || (choice === 'system' && matchMedia('(prefers-color-scheme: dark)').matches);
-  document.documentElement.dataset.theme = dark ? 'dark' : 'light';
-  $('theme').textContent = `Theme: ${choice}`;
-}
-
-function nextTheme() {
-  const choice = localStorage.getItem('edge.theme') ?? 'system';
-  localStorage.setItem('edge.theme', THEMES[(THEMES.indexOf(choice) + 1) % THEMES.length]);
-  applyTheme();
 }
 
 // -- rendering ------------------------------------------------------------------------------------
@@ -474,33 +383,6 @@ function closeDrawers() {
   for (const drawer of document.querySelectorAll('.drawer')) drawer.classList.remove('open');
 }
 
-// -- dialog ---------------------------------------------------------------------------------------
-
-/** A small modal: resolves to the typed text (or '' for a confirmation), or null when cancelled. */
-function ask({ text, value = '', confirm = false, password = false }) {
-  const dialog = $('dialog');
-  const input = $('dialog-input');
-  $('dialog-text').textContent = text;
-  input.hidden = confirm;
-  input.type = password ? 'password' : 'text';
-  input.value = value;
-  return new Promise((resolve) => {
-    const finish = (result) => {
-      dialog.close();
-      $('dialog-ok').onclick = $('dialog-cancel').onclick = input.onkeydown = dialog.oncancel = null;
-      resolve(result);
-    };
-    $('dialog-ok').onclick = () => finish(confirm ? '' : input.value);
-    $('dialog-cancel').onclick = () => finish(null);
-    dialog.oncancel = () => finish(null);
-    input.onkeydown = (event) => {
-      if (event.key === 'Enter') finish(input.value);
-    };
-    dialog.showModal();
-    (confirm ? $('dialog-ok') : input).focus();
-  });
-}
-
 async function askForKey(text) {
   let key = null;
   while (!key) key = (await ask({ text, password: true }))?.trim();
@@ -520,7 +402,7 @@ function bindEvents() {
   input.addEventListener('input', autosize);
   input.addEventListener('paste', (event) => {
     const files = [...event.clipboardData.files];
-    if (files.some((file) => file.type.startsWith('image/'))) {
+    if (imageFiles(files).length) {
       event.preventDefault();
       attach(files);
     }
@@ -531,7 +413,7 @@ function bindEvents() {
     if (state.generating) stop();
     else closeDrawers();
   });
-  bindDrop();
+  bindDrop($('drop-overlay'), attach);
   $('send').addEventListener('click', send);
   $('stop').addEventListener('click', stop);
   $('attach').addEventListener('click', () => $('attach-file').click());
@@ -579,25 +461,6 @@ function bindEvents() {
     const target = event.target.closest('[data-action]');
     const article = event.target.closest('article');
     if (target && article) onMessageAction(target.dataset.action, state.current.messages[article.dataset.id], article);
-  });
-}
-
-function bindDrop() {
-  const overlay = $('drop-overlay');
-  const hasFiles = (event) => event.dataTransfer?.types.includes('Files');
-  document.addEventListener('dragover', (event) => {
-    if (!hasFiles(event)) return;
-    event.preventDefault();
-    overlay.hidden = false;
-  });
-  document.addEventListener('dragleave', (event) => {
-    if (event.relatedTarget === null) overlay.hidden = true;
-  });
-  document.addEventListener('drop', (event) => {
-    if (!hasFiles(event)) return;
-    event.preventDefault();
-    overlay.hidden = true;
-    attach(event.dataTransfer.files);
   });
 }
 
