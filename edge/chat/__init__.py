@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator, TextIO
 
 from edge.chat.backends import Backend, ChatError, LocalBackend, ModelCard, RemoteBackend
 from edge.chat.conversation import Conversation, Options, image_data_url
-from edge.chat.terminal import Answer, Leave, LiveAnswer, PlainAnswer, Terminal
+from edge.chat.terminal import Answer, Leave, LiveAnswer, PlainAnswer, Terminal, rendered
 from edge.core.events import Event
 
 __all__ = ["Backend", "Chat", "ChatError", "LocalBackend", "ModelCard", "Options", "RemoteBackend", "chat_loop"]
@@ -217,19 +217,9 @@ class Chat:
         return PlainAnswer(self.terminal.console, answer)
 
     def _finished(self, answer: Answer) -> None:
-        from rich.console import Group
-        from rich.markdown import Markdown
-        from rich.text import Text
-
         console = self.terminal.console
-        if self.terminal.interactive:
-            parts = []
-            if answer.reasoning:
-                parts.append(Text(answer.reasoning.strip(), style="dim italic"))
-            if answer.content:
-                parts.append(Markdown(answer.content))
-            if parts:
-                console.print(Group(*parts))
+        if self.terminal.interactive and (answer.reasoning or answer.content):
+            console.print(rendered(answer))  # once, complete: the scrollback holds each answer once
         notes = [answer.figures()]
         if answer.stopped:
             notes.insert(0, "[stopped]")

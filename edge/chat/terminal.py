@@ -101,6 +101,20 @@ class Answer:
         return " · ".join(parts)
 
 
+def rendered(answer: Answer):
+    """The thought dimmed and in italics, then the answer as markdown."""
+    from rich.console import Group
+    from rich.markdown import Markdown
+    from rich.text import Text
+
+    parts = []
+    if answer.reasoning:
+        parts.append(Text(answer.reasoning.strip(), style="dim italic"))
+    if answer.content:
+        parts.append(Markdown(answer.content))
+    return Group(*parts)
+
+
 class LiveAnswer:
     """While an answer streams: its last lines, the thought dimmed, and a status line, redrawn in place.
     The whole answer is printed once it is complete, so the scrollback holds it exactly once."""
@@ -114,19 +128,12 @@ class LiveAnswer:
                          get_renderable=self._renderable)
 
     def _renderable(self):
-        from rich.console import Group
-        from rich.markdown import Markdown
         from rich.text import Text
 
         answer = self.answer
-        parts = []
-        if answer.reasoning:
-            parts.append(Text(answer.reasoning.strip(), style="dim italic"))
-        if answer.content:
-            parts.append(Markdown(answer.content))
         state = "stopping" if answer.stopped else "thinking" if answer.reasoning and not answer.content else "generating"
         status = Text(f"{state}… {answer.tokens_seen} tokens (Ctrl-C stops)", style="dim")
-        return _Tail(Group(*parts), status)
+        return _Tail(rendered(answer), status)
 
     def __enter__(self) -> Callable[[], None]:
         self.live.__enter__()
