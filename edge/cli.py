@@ -49,6 +49,8 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-body-bytes", type=int, help="largest request body accepted (default 8 MiB)")
     parser.add_argument("--cors-origins", type=lambda text: tuple(text.split(",")),
                         help="comma-separated origins allowed by CORS (default: none)")
+    parser.add_argument("--no-ui", dest="ui", action="store_const", const=False,
+                        help="do not serve the chat page at /")
     parser.add_argument("--no-prefix-cache", dest="prefix_cache", action="store_const", const=False,
                         help="evaluate every prompt from scratch instead of reusing a shared prefix")
     images = parser.add_argument_group("images")
@@ -71,11 +73,18 @@ def build_parser() -> argparse.ArgumentParser:
     _serve_arguments(serve)
     serve.set_defaults(handler=run_serve)
 
-    chat = commands.add_parser("chat", help="chat with the model in this terminal")
+    chat = commands.add_parser("chat", help="chat with the model in this terminal (/help inside lists commands)")
     _model_arguments(chat)
+    chat.add_argument("--url", help="chat with a running server (e.g. http://127.0.0.1:8080) instead of "
+                                    "loading the model; --model-alias picks one of its models")
+    chat.add_argument("--api-key", help="the key of the server given by --url")
     chat.add_argument("--system", help="system prompt")
     chat.add_argument("--temperature", type=float, default=0.7)
     chat.add_argument("--max-tokens", type=int, default=512)
+    chat.add_argument("--seed", type=int, help="sampling seed (default: random)")
+    chat.add_argument("--no-think", dest="think", action="store_false", help="start with thinking off")
+    chat.add_argument("--extra-body", type=_json_object, default={},
+                      help='more request fields, as JSON (e.g. \'{"top_k": 40, "stop": ["END"]}\')')
     chat.set_defaults(handler=run_chat)
 
     info = commands.add_parser("info", help="model metadata, hardware and llama.cpp build features")
@@ -89,6 +98,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_quantize_command(commands)
     _add_bench_command(commands)
     return parser
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object")
+    return value
 
 
 def _add_bench_command(commands: argparse._SubParsersAction) -> None:
@@ -136,14 +155,25 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_chat(args: argparse.Namespace) -> int:
-    from edge.chat import chat_loop
+    from edge.chat import ChatError, LocalBackend, Options, RemoteBackend, chat_loop
     from edge.settings import settings_from
 
     settings = settings_from(args)
     _configure_logging("warning" if settings.log_level == "info" else settings.log_level)
+    options = Options(temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed,
+                      extra=args.extra_body)
+    session = {"system": args.system, "options": options, "thinking": args.think,
+               "history_file": settings.chat_history}
+    if args.url:
+        try:
+            backend = RemoteBackend(args.url, settings.api_key, settings.model_alias)
+        except ChatError as error:
+            print(f"edge: error: {error}", file=sys.stderr)
+            return 2
+        return chat_loop(backend, **session)
     engine = _load_engine(settings)
     try:
-        return chat_loop(engine, system=args.system, temperature=args.temperature, max_tokens=args.max_tokens)
+        return chat_loop(LocalBackend(engine, settings.image_policy()), **session)
     finally:
         engine.close()
 

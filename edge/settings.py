@@ -19,6 +19,11 @@ def _cache_dir_default() -> Path:
     return Path(base) / "edge"
 
 
+def _chat_history_default() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "edge" / "chat_history"
+
+
 @dataclass(frozen=True)
 class Settings:
     model: str | None = None  # GGUF path, folder, or Hugging Face repo id[:quant]; None: the demo model
@@ -39,7 +44,9 @@ class Settings:
     max_body_bytes: int = 32 * 1024 * 1024  # a 20 MiB image is ~27 MiB of base64 JSON
     api_key: str | None = None
     cors_origins: tuple[str, ...] = ()
+    ui: bool = True  # the chat page at /
     cache_dir: Path = _cache_dir_default()
+    chat_history: Path = _chat_history_default()  # the lines typed into `edge chat`, for Up and Ctrl-R
     log_level: str = "info"
     # images (edge/runtime/images.py documents each limit)
     image_max_bytes: int = 20 * 1024 * 1024
@@ -105,7 +112,9 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "EDGE_MAX_BODY_BYTES": ("max_body_bytes", int),
     "EDGE_API_KEY": ("api_key", str),
     "EDGE_CORS_ORIGINS": ("cors_origins", _origins),
+    "EDGE_UI": ("ui", _bool),
     "EDGE_CACHE_DIR": ("cache_dir", Path),
+    "EDGE_CHAT_HISTORY": ("chat_history", Path),
     "EDGE_LOG_LEVEL": ("log_level", str),
     "EDGE_IMAGE_MAX_BYTES": ("image_max_bytes", int),
     "EDGE_IMAGE_MAX_PIXELS": ("image_max_pixels", int),

@@ -30,6 +30,7 @@ from edge.errors import (
 )
 from edge.runtime.engine import Engine
 from edge.server.http import json_unless_disconnected, read_json, sse_response, sse_stream
+from edge.server.ui import ui_routes
 from edge.server.worker import GenerationWorker
 from edge.settings import Settings
 
@@ -121,7 +122,15 @@ async def count_tokens(request: Request) -> Response:
 
 
 def _model_json(engine: Engine) -> dict[str, Any]:
-    return {"id": engine.info.id, "object": "model", "created": engine.info.created, "owned_by": "edge"}
+    return {"id": engine.info.id, "object": "model", "created": engine.info.created, "owned_by": "edge",
+            "capabilities": _capabilities(engine)}
+
+
+def _capabilities(engine: Engine) -> dict[str, Any]:
+    """What the model can do, so that a client (the page at /) offers only what will work (extension)."""
+    chat_format = engine.chat_format
+    return {"vision": engine.vision is not None, "tools": chat_format.supports_tools,
+            "thinking": chat_format.supports_thinking, "context_size": engine.info.n_ctx}
 
 
 async def list_models(request: Request) -> Response:
@@ -227,7 +236,8 @@ def create_app(settings: Settings, engine: Engine) -> Starlette:
             app.state.worker.close()
             engine.close()
 
-    app = Starlette(routes=ROUTES, middleware=_middleware(settings), lifespan=lifespan,
+    routes = ROUTES + ui_routes(api_key_required=bool(settings.api_key)) if settings.ui else ROUTES
+    app = Starlette(routes=routes, middleware=_middleware(settings), lifespan=lifespan,
                     exception_handlers={EdgeError: _edge_error, HTTPException: _http_error,
                                         Exception: _unexpected_error})
     app.state.settings = settings

@@ -69,6 +69,11 @@ async def sse_stream(payloads: AsyncIterator[dict[str, Any]],
     try:
         async for payload in payloads:
             yield frame(payload)
+    except (asyncio.CancelledError, GeneratorExit):
+        # the client closed the stream (a Stop button, a dropped connection): closing `payloads` on the
+        # way out sets the generation's cancel flag, so it ends before its next token
+        log.info("client closed the stream; generation cancelled")
+        raise
     except Exception as error:  # noqa: BLE001 - headers are sent; the client gets error frames
         if not isinstance(error, EdgeError):
             log.exception("generation failed after streaming began")
