@@ -172,7 +172,7 @@ class Metadata(WireModel):
 class CountTokensRequest(WireModel):
     """What shapes the prompt; ``MessagesRequest`` adds what shapes the generation."""
 
-    model: str
+    model: Optional[str] = None  # absent: the served model
     messages: list[InputMessage] = Field(min_length=1)
     system: Union[str, list[TextBlock], None] = None
     tools: Optional[list[Tool]] = None

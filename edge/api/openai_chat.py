@@ -125,7 +125,7 @@ class ChatTemplateKwargs(WireModel):
 
 
 class ChatCompletionRequest(WireModel):
-    model: str
+    model: Optional[str] = None  # absent: the served model
     messages: list[ChatMessage] = Field(min_length=1)
     temperature: Optional[float] = Field(None, ge=0, le=2)
     top_p: Optional[float] = Field(None, ge=0, le=1)

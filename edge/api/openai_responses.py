@@ -164,7 +164,7 @@ class StreamOptions(WireModel):
 
 
 class ResponsesRequest(WireModel):
-    model: str
+    model: Optional[str] = None  # absent: the served model
     input: Union[str, list[InputItem], None] = None
     instructions: Optional[str] = None
     tools: Optional[list[FunctionTool]] = None

@@ -25,9 +25,41 @@ class _Failure:
 
 
 class GenerationWorker:
+    """``slots``, ``running``, ``waiting`` and ``cancel_all`` are what the server's admission control,
+    shutdown and metrics build on; a batching scheduler offers the same names."""
+
+    slots = 1  # sequences that decode at once
+
     def __init__(self, engine: Engine):
         self.engine = engine
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-generate")
+        self._lock = threading.Lock()
+        self._live: dict[threading.Event, bool] = {}  # cancel flag of every stream -> decoding now
+
+    @property
+    def running(self) -> int:
+        """Sequences decoding now."""
+        with self._lock:
+            return sum(self._live.values())
+
+    @property
+    def waiting(self) -> int:
+        """Streams admitted to the worker, waiting for a slot."""
+        with self._lock:
+            return len(self._live) - sum(self._live.values())
+
+    def cancel_all(self) -> None:
+        """Every generation stops at its next token (ending with Finish("cancelled")); waiting ones never start."""
+        with self._lock:
+            for cancelled in self._live:
+                cancelled.set()
+
+    def _mark(self, cancelled: threading.Event, decoding: bool | None) -> None:
+        with self._lock:
+            if decoding is None:
+                self._live.pop(cancelled, None)
+            else:
+                self._live[cancelled] = decoding
 
     async def prepare(self, request: GenerationRequest) -> PreparedPrompt:
         """Tokenizing is thread-safe and may run beside a generation in progress."""
@@ -37,16 +69,19 @@ class GenerationWorker:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
         cancelled = threading.Event()
+        self._mark(cancelled, False)
 
         def produce() -> None:
             try:
                 if cancelled.is_set():
-                    return  # the client left while this request was still queued
+                    return  # the client left (or the server is stopping) while this request was queued
+                self._mark(cancelled, True)
                 for event in self.engine.generate(prepared, cancelled):
                     loop.call_soon_threadsafe(queue.put_nowait, event)
             except BaseException as error:  # noqa: BLE001 - handed to the consumer, re-raised there
                 loop.call_soon_threadsafe(queue.put_nowait, _Failure(error))
             finally:
+                self._mark(cancelled, None)
                 loop.call_soon_threadsafe(queue.put_nowait, _END)
 
         future = loop.run_in_executor(self._executor, produce)
@@ -57,7 +92,9 @@ class GenerationWorker:
                 yield item  # type: ignore[misc]
         finally:
             cancelled.set()
-            if future.done():
+            if not future.done() and future.cancel():  # never started: nothing will unregister it
+                self._mark(cancelled, None)
+            if future.done() and not future.cancelled():
                 future.result()
 
     def close(self) -> None:
