@@ -36,7 +36,8 @@ def format_table(rows: list[UsageRow]) -> str:
     return "\n".join(lines)
 
 
-def print_usage(cache_dir: Path, since: str | None, as_json: bool, out: TextIO = sys.stdout) -> int:
+def print_usage(cache_dir: Path, since: str | None, as_json: bool, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
     ledger = cache_dir / LEDGER_NAME
     try:
         rows = read_usage(ledger, checked_day(since))

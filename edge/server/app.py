@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from typing import Any, AsyncIterator, Callable, TypeVar
 
@@ -414,8 +415,7 @@ def create_app(settings: Settings, engine: Engine, keys: metering.ApiKeys | None
         finally:
             reload_keys()
             app.state.ledger.close()
-            worker.close()
-            engine.close()
+            await _close_engine(worker, engine)
 
     app = Starlette(routes=ROUTES, middleware=_middleware(settings, lambda: app.state.keys), lifespan=lifespan,
                     exception_handlers={EdgeError: _edge_error, HTTPException: _http_error})
@@ -429,6 +429,23 @@ def create_app(settings: Settings, engine: Engine, keys: metering.ApiKeys | None
     app.state.openapi = openapi_document(app.state.models.primary)
     app.state.finish_request = ServerState(app)
     return app
+
+
+ENGINE_CLOSE_SECONDS = 1.0
+
+
+async def _close_engine(worker: GenerationWorker, engine: Engine) -> None:
+    """Every generation was stopped by now, but a thread inside one long llama_decode (a big prompt's
+    batch) sees its cancel flag only afterwards. Shutdown does not wait for it: the process exits and
+    the OS frees the model, instead of freeing it under the thread's feet."""
+    closing = asyncio.ensure_future(asyncio.to_thread(worker.close))
+    done, _ = await asyncio.wait({closing}, timeout=ENGINE_CLOSE_SECONDS)
+    if done:
+        engine.close()
+        return
+    log.warning("the generation thread is still inside llama.cpp; exiting without waiting for it")
+    logging.shutdown()
+    os._exit(0)
 
 
 def _token_pieces(engine: Engine) -> list[bytes]:
