@@ -128,12 +128,13 @@ def _load_engine(settings):
     from edge.runtime.llama import LoadOptions
     from edge.runtime.sources import resolve_model
 
-    hub_log = logging.getLogger("huggingface_hub")
-    hub_level, hub_log.level = hub_log.level, logging.ERROR  # its retry warnings; our error line says it all
+    # the hub client logs every retry as a warning, through handlers of its own; the one error line
+    # edge prints at the end says it all, so warnings are off while the model is found
+    logging.disable(logging.WARNING)
     try:
         files = resolve_model(settings.model, settings.mmproj, settings.cache_dir)
     finally:
-        hub_log.setLevel(hub_level)
+        logging.disable(logging.NOTSET)
     config = EngineConfig(
         ctx_size=settings.ctx_size, batch_size=settings.batch_size, threads=settings.thread_count,
         kv_type=settings.kv_type, prefix_cache=settings.prefix_cache,
