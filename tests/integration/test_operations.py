@@ -23,6 +23,7 @@ import slow_clients  # noqa: E402
 
 LONG = {"messages": [{"role": "user", "content": "Tell me a very long story."}], "max_tokens": 4096,
         "temperature": 1.0, "min_p": 0.0}
+ANTHROPIC_LONG = {"messages": LONG["messages"], "max_tokens": 4096, "temperature": 1.0}
 SHORT = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
 
 
@@ -93,7 +94,7 @@ def _metric(base_url: str, name: str) -> float:
 # -- backpressure and the deadline --------------------------------------------------------------------
 
 def test_queue_limit_and_request_timeout(tmp_path, demo_model_path):
-    server = start_server(["--max-queue", "1", "--request-timeout", "6"], tmp_path / "server.log")
+    server = start_server(["--max-queue", "1", "--request-timeout", "20"], tmp_path / "server.log")
     try:
         base = server.base_url
         running = StreamInBackground(base, "/v1/chat/completions", LONG)
@@ -111,7 +112,7 @@ def test_queue_limit_and_request_timeout(tmp_path, demo_model_path):
         assert payloads[-1] == "[DONE]" and json.loads(payloads[-2])["error"]["code"] == "request_timeout"
         answer = waiting.join()
         assert answer.status_code == 504 and answer.json()["error"]["code"] == "request_timeout"
-        anthropic = httpx.post(base + "/v1/messages", json={**LONG, "stream": False}, timeout=60)
+        anthropic = httpx.post(base + "/v1/messages", json=ANTHROPIC_LONG, timeout=60)
         assert anthropic.status_code == 504 and anthropic.json()["error"]["type"] == "timeout_error"
         assert httpx.post(base + "/v1/chat/completions", json=SHORT, timeout=60).status_code == 200
     finally:
@@ -155,7 +156,7 @@ def test_signals_drain_instead_of_cutting(tmp_path, demo_model_path, signal_numb
     base = server.base_url
     running = StreamInBackground(base, "/v1/chat/completions", LONG)
     running.first.wait(60)
-    messages = StreamInBackground(base, "/v1/messages", LONG)
+    messages = StreamInBackground(base, "/v1/messages", ANTHROPIC_LONG)
     waiting = RequestInBackground(base, "/v1/chat/completions", LONG)
     _wait_for(lambda: _metric(base, "edge_queue_depth") == 2)
     signalled = time.monotonic()
