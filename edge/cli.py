@@ -56,7 +56,7 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     limits.add_argument("--body-timeout", type=float, help="s to send the request body (default 60)")
     limits.add_argument("--idle-timeout", type=float, help="s an idle keep-alive connection stays open (default 30)")
     limits.add_argument("--max-connections", type=int, help="open connections; more are refused (default 256)")
-    parser.add_argument("--max-body-bytes", type=int, help="largest request body accepted (default 8 MiB)")
+    parser.add_argument("--max-body-bytes", type=int, help="largest request body accepted (default 32 MiB)")
     parser.add_argument("--cors-origins", type=lambda text: tuple(text.split(",")),
                         help="comma-separated origins allowed by CORS (default: none)")
     parser.add_argument("--no-prefix-cache", dest="prefix_cache", action="store_const", const=False,

@@ -58,7 +58,7 @@ def serve(app: Starlette, settings: Settings, listener: socket.socket) -> None:
     limits = ConnectionLimits(header_timeout=settings.header_timeout, max_connections=settings.max_connections)
     config = uvicorn.Config(
         app, http=guarded_protocol(limits), log_config=None, access_log=False, log_level=settings.log_level,
-        timeout_keep_alive=max(1, round(settings.idle_timeout)),
-        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace + _EXIT_MARGIN_SECONDS)),
+        timeout_keep_alive=settings.idle_timeout,  # type: ignore[arg-type] - a float works
+        timeout_graceful_shutdown=settings.shutdown_grace + _EXIT_MARGIN_SECONDS,  # type: ignore[arg-type]
         backlog=max(128, settings.max_connections))
     _DrainingServer(config, app).run(sockets=[listener])
