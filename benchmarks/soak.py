@@ -45,6 +45,7 @@ class SoakResult:
     malformed: list[str] = field(default_factory=list)
     server_errors: int = 0
     refused: int = 0  # 429/529/503: admission said no; allowed, counted
+    client_timeouts: int = 0  # the client gave up waiting (a very busy machine); allowed, counted
     rss_samples: list[tuple[float, int]] = field(default_factory=list)  # (seconds since start, bytes)
 
     def warm_rss(self) -> int | None:
@@ -118,11 +119,14 @@ DIALECTS = {
 def _client(base_url: str, result: SoakResult, stop_at: float, seed: int, disconnect_rate: float,
             lock: threading.Lock) -> None:
     rng = random.Random(seed)
-    with httpx.Client(base_url=base_url, timeout=120) as http:
+    with httpx.Client(base_url=base_url, timeout=httpx.Timeout(30, read=300)) as http:
         while time.monotonic() < stop_at:
             path, body, check = DIALECTS[rng.choice(list(DIALECTS))]
             hang_up_after = rng.randint(1, 12) if rng.random() < disconnect_rate else None
-            outcome = _one_stream(http, path, body(rng.choice(PROMPTS), rng.randint(2, 24)), check, hang_up_after)
+            try:
+                outcome = _one_stream(http, path, body(rng.choice(PROMPTS), rng.randint(2, 24)), check, hang_up_after)
+            except httpx.TimeoutException:
+                outcome = "client timeout"
             with lock:
                 if outcome == "completed":
                     result.completed += 1
@@ -132,6 +136,8 @@ def _client(base_url: str, result: SoakResult, stop_at: float, seed: int, discon
                     result.server_errors += 1
                 elif outcome == "refused":
                     result.refused += 1
+                elif outcome == "client timeout":
+                    result.client_timeouts += 1
                 else:
                     result.malformed.append(f"{path}: {outcome}")
 
@@ -208,7 +214,8 @@ def _start_server(extra: list[str]) -> tuple[subprocess.Popen, str]:
 def summary(result: SoakResult) -> dict:
     samples = [rss for _, rss in result.rss_samples]
     return {"duration_s": result.duration_s, "clients": result.clients, "completed": result.completed,
-            "disconnected": result.disconnected, "refused": result.refused, "server_errors": result.server_errors,
+            "disconnected": result.disconnected, "refused": result.refused, "client_timeouts": result.client_timeouts,
+            "server_errors": result.server_errors,
             "malformed": result.malformed[:20], "rss_warm_mib": round((result.warm_rss() or 0) / 2**20, 1),
             "rss_min_mib": round(min(samples) / 2**20, 1), "rss_max_mib": round(max(samples) / 2**20, 1),
             "rss_median_mib": round(statistics.median(samples) / 2**20, 1),
