@@ -8,6 +8,7 @@ generation loop sees the cancel flag before its next token.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import AsyncIterator
@@ -84,7 +85,8 @@ class GenerationWorker:
                 self._mark(cancelled, None)
                 loop.call_soon_threadsafe(queue.put_nowait, _END)
 
-        future = loop.run_in_executor(self._executor, produce)
+        # in a copy of the request's context, so the engine's log lines carry its request id
+        future = loop.run_in_executor(self._executor, contextvars.copy_context().run, produce)
         try:
             while (item := await queue.get()) is not _END:
                 if isinstance(item, _Failure):
