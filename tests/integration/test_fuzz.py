@@ -79,7 +79,7 @@ def test_no_input_makes_a_5xx(api_schema, path, method, mode):
     @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck))
     def fuzz(case):
-        response = case.call_and_validate(checks=[not_a_server_error, response_schema_conformance], timeout=120)
+        response = case.call_and_validate(checks=[not_a_server_error, response_schema_conformance], timeout=300)
         calls.append(response.status_code)
         if os.environ.get("EDGE_FUZZ_VERBOSE") and response.status_code >= 400:
             print(response.text[:200])
