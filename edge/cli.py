@@ -22,7 +22,9 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--model", "-m", help="GGUF file, folder, or Hugging Face repo id[:QUANT] "
                                              "(default: the embedded demo model)")
     group.add_argument("--mmproj", help="vision projector GGUF (default: found beside the model)")
-    group.add_argument("--model-alias", help="the model id clients send (default: the GGUF file name)")
+    group.add_argument("--model-alias", action="append",
+                       help="another id the model answers to; repeatable "
+                            "(default: the GGUF file name, and gemma-4-e4b/e2b for those models)")
     group.add_argument("--ctx-size", "-c", type=int, help="context window in tokens (default 8192)")
     group.add_argument("--batch-size", "-b", type=int, help="prompt tokens per llama.cpp batch (default 512)")
     group.add_argument("--threads", "-t", type=int, help="CPU threads (default: all available)")
@@ -40,13 +42,29 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
                        help="llama.cpp weight repacking: auto turns it off where AMX kernels would crash")
     group.add_argument("--cache-dir", type=Path, help="where the demo model is assembled (default ~/.cache/edge)")
     group.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    group.add_argument("--log-format", choices=["text", "json"], help="log lines as text or JSON objects (default text)")
 
 
 def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default 8080)")
-    parser.add_argument("--api-key", help="require this key (Authorization: Bearer or x-api-key)")
-    parser.add_argument("--max-body-bytes", type=int, help="largest request body accepted (default 8 MiB)")
+    parser.add_argument("--api-key", help="require this key (Authorization: Bearer or x-api-key); visible in ps: "
+                                          "prefer --api-key-file or EDGE_API_KEY")
+    parser.add_argument("--api-key-file", type=Path,
+                        help="named keys, one name=key per line; reloaded on SIGHUP (default: none)")
+    parser.add_argument("--any-model", action="store_const", const=True,
+                        help="serve every model name with the served model (default: unknown names are 404)")
+    limits = parser.add_argument_group("limits")
+    limits.add_argument("--max-queue", type=int, help="requests waiting beyond the running ones; more get 429 "
+                                                       "(default 8)")
+    limits.add_argument("--request-timeout", type=float, help="wall-time limit of a request in s, 0: none (default 600)")
+    limits.add_argument("--shutdown-grace", type=float,
+                        help="s running generations may finish after SIGTERM/SIGINT (default 8)")
+    limits.add_argument("--header-timeout", type=float, help="s to send the request headers (default 10)")
+    limits.add_argument("--body-timeout", type=float, help="s to send the request body (default 60)")
+    limits.add_argument("--idle-timeout", type=float, help="s an idle keep-alive connection stays open (default 30)")
+    limits.add_argument("--max-connections", type=int, help="open connections; more are refused (default 256)")
+    parser.add_argument("--max-body-bytes", type=int, help="largest request body accepted (default 32 MiB)")
     parser.add_argument("--cors-origins", type=lambda text: tuple(text.split(",")),
                         help="comma-separated origins allowed by CORS (default: none)")
     parser.add_argument("--no-ui", dest="ui", action="store_const", const=False,
@@ -92,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(handler=run_info)
 
+    usage = commands.add_parser("usage", help="successful messages and tokens per API key and day")
+    usage.add_argument("--cache-dir", type=Path, help="where the ledger lives (default ~/.cache/edge)")
+    usage.add_argument("--since", help="first day to show, YYYY-MM-DD (UTC)")
+    usage.add_argument("--json", action="store_true", help="print JSON")
+    usage.set_defaults(handler=run_usage)
+
     from edge.convert.cli import add_convert_command, add_quantize_command
 
     add_convert_command(commands)
@@ -120,8 +144,10 @@ def _add_bench_command(commands: argparse._SubParsersAction) -> None:
     add_bench_command(commands)
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _configure_logging(level: str, log_format: str = "text") -> None:
+    from edge.server.access import configure_logging
+
+    configure_logging(level, log_format)
 
 
 def _load_engine(settings):
@@ -129,29 +155,68 @@ def _load_engine(settings):
     from edge.runtime.llama import LoadOptions
     from edge.runtime.sources import resolve_model
 
-    files = resolve_model(settings.model, settings.mmproj, settings.cache_dir)
+    # the hub client logs every retry as a warning, through handlers of its own; the one error line
+    # edge prints at the end says it all, so warnings are off while the model is found
+    logging.disable(logging.WARNING)
+    try:
+        files = resolve_model(settings.model, settings.mmproj, settings.cache_dir)
+    finally:
+        logging.disable(logging.NOTSET)
     config = EngineConfig(
         ctx_size=settings.ctx_size, batch_size=settings.batch_size, threads=settings.thread_count,
         kv_type=settings.kv_type, prefix_cache=settings.prefix_cache, parallel=settings.parallel,
         swa_full=settings.swa_full, persist_cache=settings.cache_dir if settings.persist_cache else None,
         load=LoadOptions(n_gpu_layers=settings.n_gpu_layers, extra_buffers=settings.extra_bufts))
-    return Engine.load(files, config, settings.model_alias)
+    return Engine.load(files, config, settings.model_alias[0] if settings.model_alias else None)
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
+    """Every fault that can be found before loading the model is found first: the keys, the cache
+    folder, the address. Each is one line and a non-zero exit."""
     from edge.server.app import create_app
+    from edge.server.metering import load_keys
+    from edge.server.serve import bind_socket, serve
     from edge.settings import settings_from
 
     settings = settings_from(args)
-    _configure_logging(settings.log_level)
-    engine = _load_engine(settings)
-    app = create_app(settings, engine)
-    print(f"edge: serving {engine.info.id!r} on http://{settings.host}:{settings.port}/v1", flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
-                timeout_graceful_shutdown=5)
+    _configure_logging(settings.log_level, settings.log_format)
+    if args.api_key is not None:
+        logging.getLogger("edge").warning("--api-key is visible to every user of this machine in ps; "
+                                          "use --api-key-file or EDGE_API_KEY instead")
+    keys = load_keys(settings.api_key, settings.api_key_file)
+    _check_writable(settings.cache_dir)
+    listener = bind_socket(settings.host, settings.port)
+    try:
+        engine = _load_engine(settings)
+        app = create_app(settings, engine, keys)
+        print(f"edge: serving {engine.info.id!r} on http://{settings.host}:{settings.port}/v1", flush=True)
+        serve(app, settings, listener)
+    finally:
+        listener.close()
     return 0
+
+
+def _check_writable(folder: Path) -> None:
+    """The cache folder holds the demo model and the usage ledger: it must be a folder we can write."""
+    import tempfile
+
+    from edge.server.serve import StartupError
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise StartupError(f"the cache folder {folder} is not writable ({error.strerror or error}); "
+                           "pass --cache-dir or set EDGE_CACHE_DIR") from None
+
+
+def run_usage(args: argparse.Namespace) -> int:
+    from edge.usage import print_usage
+    from edge.settings import settings_from
+
+    settings = settings_from(argparse.Namespace(cache_dir=args.cache_dir))
+    return print_usage(settings.cache_dir, args.since, args.json)
 
 
 def run_chat(args: argparse.Namespace) -> int:
@@ -200,13 +265,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from edge.runtime.llama import ModelLoadError
     from edge.runtime.sources import ModelSourceError
     from edge.runtime.vision import VisionError
+    from edge.server.metering import KeysFileError
+    from edge.server.serve import StartupError
     from edge.settings import SettingsError
 
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
     except (ModelSourceError, ModelLoadError, SettingsError, UnsupportedModelError,
-            ContextTooLargeError, VisionError, EdgeError) as error:
+            ContextTooLargeError, VisionError, EdgeError, KeysFileError, StartupError) as error:
         print(f"edge: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

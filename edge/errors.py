@@ -11,6 +11,10 @@ class EdgeError(Exception):
     status: int = 500
     error_type: str = "server_error"
     code: str | None = None
+    retry_after: int | None = None  # seconds, sent as Retry-After
+    # where Anthropic's API answers the same condition differently (edge/api/errors.py applies these)
+    anthropic_status: int | None = None
+    anthropic_type: str | None = None
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
         super().__init__(message)
@@ -69,3 +73,48 @@ class EngineError(EdgeError):
 
     status = 500
     error_type = "server_error"
+
+
+class RequestTimeoutError(EdgeError):
+    """The client took longer than the header/body timeouts allow to send its request."""
+
+    status = 408
+    error_type = "invalid_request_error"
+    code = "request_timeout"
+
+
+class OverloadedError(EdgeError):
+    """Every slot is busy and the queue is full: refused before any work, with a time to retry after.
+
+    Anthropic's API says this with 529 ``overloaded_error``; OpenAI's with 429."""
+
+    status = 429
+    error_type = "server_overloaded"
+    code = "server_overloaded"
+    anthropic_status = 529
+    anthropic_type = "overloaded_error"
+
+    def __init__(self, message: str, *, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ShuttingDownError(EdgeError):
+    """The server is draining for shutdown: a new or unfinished request ends with this."""
+
+    status = 503
+    error_type = "server_error"
+    code = "server_shutting_down"
+
+    def __init__(self, message: str, *, retry_after: int | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class GenerationTimeoutError(EdgeError):
+    """The request ran past ``--request-timeout``; its generation was stopped."""
+
+    status = 504
+    error_type = "server_error"
+    code = "request_timeout"
+    anthropic_type = "timeout_error"

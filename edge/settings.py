@@ -28,7 +28,9 @@ def _chat_history_default() -> Path:
 class Settings:
     model: str | None = None  # GGUF path, folder, or Hugging Face repo id[:quant]; None: the demo model
     mmproj: str | None = None
-    model_alias: str | None = None  # the id clients send as "model"; defaults to the GGUF's file stem
+    # more ids clients may send as "model", besides the GGUF's file stem (the first is the one reported)
+    model_alias: tuple[str, ...] = ()
+    any_model: bool = False  # serve any "model" name with the one model (front ends that send fixed names)
     host: str = "127.0.0.1"
     port: int = 8080
     ctx_size: int = 8192
@@ -43,11 +45,23 @@ class Settings:
     persist_cache: bool = False  # save the cached conversations at shutdown, restore them at start
     max_body_bytes: int = 32 * 1024 * 1024  # a 20 MiB image is ~27 MiB of base64 JSON
     api_key: str | None = None
+    api_key_file: Path | None = None  # name=key lines; keeps keys out of `ps`; reloaded on SIGHUP
     cors_origins: tuple[str, ...] = ()
     ui: bool = True  # the chat page at /
     cache_dir: Path = _cache_dir_default()
     chat_history: Path = _chat_history_default()  # the lines typed into `edge chat`, for Up and Ctrl-R
     log_level: str = "info"
+    log_format: str = "text"  # text or json (one JSON object per line)
+    # backpressure and limits (edge/server/lifecycle.py, edge/server/guard.py)
+    # waiting requests beyond the running ones: at ~15 s per answer on a laptop CPU the last of 8 waits
+    # about 2 minutes, well inside the SDKs' 10-minute timeout; past that a quick 429 serves clients better
+    max_queue: int = 8
+    request_timeout: float = 600.0  # a request's wall time, s (0: none); the SDKs give up after 600 s
+    shutdown_grace: float = 8.0  # s for running generations at SIGTERM; + 2 s fits `docker stop`'s 10 s
+    header_timeout: float = 10.0  # s from a request's first byte to the end of its headers
+    body_timeout: float = 60.0  # s to receive a body (32 MiB at ~4 Mbit/s)
+    idle_timeout: float = 30.0  # s an idle keep-alive connection stays open; longer than clients' 5 s pools
+    max_connections: int = 256  # open connections; well under the usual 1024 file descriptors
     # images (edge/runtime/images.py documents each limit)
     image_max_bytes: int = 20 * 1024 * 1024
     image_max_pixels: int = 50_000_000
@@ -88,6 +102,10 @@ def _origins(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 def _paths(text: str) -> tuple[Path, ...]:
     return tuple(Path(part) for part in text.split(os.pathsep) if part.strip())
 
@@ -96,7 +114,8 @@ def _paths(text: str) -> tuple[Path, ...]:
 ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "EDGE_MODEL": ("model", str),
     "EDGE_MMPROJ": ("mmproj", str),
-    "EDGE_MODEL_ALIAS": ("model_alias", str),
+    "EDGE_MODEL_ALIAS": ("model_alias", _names),
+    "EDGE_ANY_MODEL": ("any_model", _bool),
     "EDGE_HOST": ("host", str),
     "EDGE_PORT": ("port", int),
     "EDGE_CTX_SIZE": ("ctx_size", int),
@@ -111,11 +130,20 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "EDGE_PERSIST_CACHE": ("persist_cache", _bool),
     "EDGE_MAX_BODY_BYTES": ("max_body_bytes", int),
     "EDGE_API_KEY": ("api_key", str),
+    "EDGE_API_KEY_FILE": ("api_key_file", Path),
     "EDGE_CORS_ORIGINS": ("cors_origins", _origins),
     "EDGE_UI": ("ui", _bool),
     "EDGE_CACHE_DIR": ("cache_dir", Path),
     "EDGE_CHAT_HISTORY": ("chat_history", Path),
     "EDGE_LOG_LEVEL": ("log_level", str),
+    "EDGE_LOG_FORMAT": ("log_format", str),
+    "EDGE_MAX_QUEUE": ("max_queue", int),
+    "EDGE_REQUEST_TIMEOUT": ("request_timeout", float),
+    "EDGE_SHUTDOWN_GRACE": ("shutdown_grace", float),
+    "EDGE_HEADER_TIMEOUT": ("header_timeout", float),
+    "EDGE_BODY_TIMEOUT": ("body_timeout", float),
+    "EDGE_IDLE_TIMEOUT": ("idle_timeout", float),
+    "EDGE_MAX_CONNECTIONS": ("max_connections", int),
     "EDGE_IMAGE_MAX_BYTES": ("image_max_bytes", int),
     "EDGE_IMAGE_MAX_PIXELS": ("image_max_pixels", int),
     "EDGE_IMAGE_MAX_COUNT": ("image_max_count", int),
@@ -145,7 +173,7 @@ def settings_from(args: argparse.Namespace | None = None,
     for field in fields(Settings):
         flag_value = getattr(args, field.name, None) if args is not None else None
         if flag_value is not None:
-            values[field.name] = flag_value
+            values[field.name] = tuple(flag_value) if isinstance(flag_value, list) else flag_value
     settings = Settings(**values)
     _check(settings)
     return settings
@@ -166,7 +194,24 @@ def _check(settings: Settings) -> None:
         raise SettingsError(f"kv_type must be one of {', '.join(KV_CACHE_TYPES)}, got {settings.kv_type!r}")
     if not 0 < settings.port < 65536:
         raise SettingsError(f"port must be 1-65535, got {settings.port}")
+    _check_serving(settings)
     try:
         settings.image_policy()
     except ValueError as exc:
         raise SettingsError(str(exc)) from exc
+
+
+def _check_serving(settings: Settings) -> None:
+    if settings.max_queue < 0:
+        raise SettingsError(f"max_queue must be 0 or more, got {settings.max_queue}")
+    if settings.max_connections < 1:
+        raise SettingsError(f"max_connections must be positive, got {settings.max_connections}")
+    if settings.request_timeout < 0 or settings.shutdown_grace < 0:
+        raise SettingsError("request_timeout and shutdown_grace must be 0 or more")
+    for name in ("header_timeout", "body_timeout", "idle_timeout"):
+        if getattr(settings, name) <= 0:
+            raise SettingsError(f"{name} must be positive, got {getattr(settings, name)}")
+    if settings.log_format not in ("text", "json"):
+        raise SettingsError(f"log_format must be text or json, got {settings.log_format!r}")
+    if any(not alias for alias in settings.model_alias):
+        raise SettingsError("a model alias must not be empty")

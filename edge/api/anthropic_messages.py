@@ -225,7 +225,7 @@ class CountTokensRequest(ThinkingFields):
     """What shapes the prompt; ``MessagesRequest`` adds what shapes the generation. The extensions
     enable_thinking and reasoning_effort (``ThinkingFields``) win over ``thinking``."""
 
-    model: str
+    model: Optional[str] = None  # absent: the served model
     messages: list[InputMessage] = Field(min_length=1)
     system: Union[str, list[TextBlock], None] = None
     tools: Optional[list[Tool]] = None

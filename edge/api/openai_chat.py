@@ -138,7 +138,7 @@ class ChatCompletionRequest(SamplingFields, ThinkingFields):
     """Besides these: seed, top_k, min_p, the penalties, logprobs, top_logprobs, ignore_eos
     (``SamplingFields``), enable_thinking and reasoning_effort (``ThinkingFields``)."""
 
-    model: str
+    model: Optional[str] = None  # absent: the served model
     messages: list[ChatMessage] = Field(min_length=1)
     temperature: Optional[float] = Field(None, ge=0, le=2)
     top_p: Optional[float] = Field(None, ge=0, le=1)

@@ -180,7 +180,7 @@ class ResponsesRequest(SamplingFields, ThinkingFields):
     min_p, the penalties, logprobs, top_logprobs, ignore_eos; ``ThinkingFields``: enable_thinking,
     reasoning_effort)."""
 
-    model: str
+    model: Optional[str] = None  # absent: the served model
     input: Union[str, list[InputItem], None] = None
     instructions: Optional[str] = None
     tools: Optional[list[FunctionTool]] = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Annotated, Any, TypeVar, Union
 
@@ -39,11 +40,95 @@ def tagged_union(members: dict[str, type[BaseModel]], default: str | None = None
                                                     custom_error_message=f"type must be one of {kinds}")]
 
 
+# Request parsing limits. None of them refuses a request that could be served: the deepest real body
+# (a tool schema nested ~20 levels) is far above MAX_JSON_DEPTH's reach, a number needs no more than
+# MAX_NUMBER_CHARS to say anything a float or a token id can hold, and names and ids (object keys:
+# property names, logit_bias token ids, metadata keys) are short. String values are bounded by
+# --max-body-bytes (an image's data URL can be most of the body) and, for text, by the context window,
+# which the server checks from the characters before tokenizing.
+MAX_JSON_DEPTH = 64
+MAX_NUMBER_CHARS = 100
+MAX_KEY_CHARS = 1024
+MAX_ARRAY_ITEMS = 100_000
+MAX_OBJECT_MEMBERS = 10_000
+
+
+class _JsonLimitError(ValueError):
+    pass
+
+
+def _parse_int(text: str) -> int:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise _JsonLimitError(f"a number has {len(text)} digits; at most {MAX_NUMBER_CHARS} are accepted")
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise _JsonLimitError(f"a number has {len(text)} characters; at most {MAX_NUMBER_CHARS} are accepted")
+    value = float(text)
+    if not math.isfinite(value):
+        raise _JsonLimitError(f"the number {text} is too large for a 64-bit float")
+    return value
+
+
+def _parse_constant(text: str) -> Any:
+    raise _JsonLimitError(f"{text} is not a JSON number")
+
+
 def parse_json_body(raw: bytes) -> Any:
+    """Strict JSON within the parsing limits, every string valid Unicode (a lone surrogate such as
+    ``"\\ud800"`` decodes in Python but can never be encoded back, so it is refused with its path)."""
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        body = json.loads(raw, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant)
+    except RecursionError:
+        raise InvalidRequestError(f"the request body is nested more than {MAX_JSON_DEPTH} levels deep") from None
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError and the limits above are ValueErrors
         raise InvalidRequestError(f"the request body is not valid JSON: {exc}") from None
+    _check_structure(body)
+    return body
+
+
+def _check_structure(body: Any) -> None:
+    """Depth, sizes and Unicode, walked without recursion so no body can exhaust the stack."""
+    pending: list[tuple[Any, tuple[Any, ...]]] = [(body, ())]
+    while pending:
+        value, path = pending.pop()
+        if len(path) > MAX_JSON_DEPTH:
+            raise InvalidRequestError(f"the request body is nested more than {MAX_JSON_DEPTH} levels deep",
+                                      param=param_path(path[:4]))  # where the nesting starts
+        if isinstance(value, str):
+            _check_text(value, path)
+        elif isinstance(value, list):
+            if len(value) > MAX_ARRAY_ITEMS:
+                raise InvalidRequestError(f"an array holds {len(value)} items; at most {MAX_ARRAY_ITEMS} are accepted",
+                                          param=param_path(path))
+            pending.extend((item, path + (index,)) for index, item in enumerate(value))
+        elif isinstance(value, dict):
+            _check_object(value, path)
+            pending.extend((item, path + (key,)) for key, item in value.items())
+
+
+def _check_object(value: dict[str, Any], path: tuple[Any, ...]) -> None:
+    if len(value) > MAX_OBJECT_MEMBERS:
+        raise InvalidRequestError(f"an object holds {len(value)} members; at most {MAX_OBJECT_MEMBERS} are accepted",
+                                  param=param_path(path))
+    for key in value:
+        if len(key) > MAX_KEY_CHARS:
+            raise InvalidRequestError(f"an object key is {len(key)} characters long; at most {MAX_KEY_CHARS} "
+                                      "are accepted", param=param_path(path))
+        _check_text(key, path)
+
+
+def _check_text(text: str, path: tuple[Any, ...]) -> None:
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidRequestError(f"the text holds an unpaired surrogate (\\u{ord(text[exc.start]):04x}) at "
+                                  f"position {exc.start}, which is not a Unicode character",
+                                  param=param_path(path)) from None
 
 
 def validate_body(model: type[Model], body: Any) -> Model:

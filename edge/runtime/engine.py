@@ -9,6 +9,7 @@ each finished conversation's keys/values for the next turn. ``generate`` is the 
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import logging
 import queue
@@ -23,7 +24,7 @@ from llama_cpp import _internals
 
 from edge.errors import ContextLengthExceededError, EngineError, InvalidRequestError
 from edge.formats import chat_format_for
-from edge.formats.base import ChatFormat, Piece
+from edge.formats.base import ChatFormat
 from edge.runtime import kv_files, llama
 from edge.core.events import Event
 from edge.core.constraints import Constraint
@@ -306,9 +307,10 @@ class Engine:
         """Queue ``choices`` sequences of one prompt; ``emit(choice, item)`` receives, from the scheduler
         thread, each choice's events and then ``END`` (an ``EdgeError`` instead of events on failure)."""
         submitted = time.perf_counter()
-        leader = Job(prepared, 0, lambda item: emit(0, item), cancelled, submitted)
+        context = contextvars.copy_context()
+        leader = Job(prepared, 0, lambda item: emit(0, item), cancelled, submitted, context=context)
         followers = [Job(prepared, choice, (lambda item, choice=choice: emit(choice, item)), cancelled, submitted,
-                         leader) for choice in range(1, choices)]
+                         leader, context) for choice in range(1, choices)]
         self.scheduler.submit([leader, *followers])
 
     def generate(self, prepared: PreparedPrompt, cancelled: threading.Event | None = None) -> Iterator[Event]:

@@ -120,6 +120,7 @@ class Scheduler:
             self._condition.notify()
         if self._thread is not None:
             self._thread.join()
+            self._thread = None
         self._batch.close()
 
     def save_caches(self, directory: Path) -> int:
@@ -441,7 +442,11 @@ class Scheduler:
         sequence = slot.sequence
         if sequence is None:
             return
-        log.error("generation failed: %s", error)
+        job = sequence.job
+        if job.context is not None:
+            job.context.run(log.error, "generation failed: %s", error)
+        else:
+            log.error("generation failed: %s", error)
         self._trim(slot, 0)
         slot.sequence = None
         slot.reserved = 0

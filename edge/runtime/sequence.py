@@ -7,6 +7,7 @@ tokens, an image, or its last sampled token) and turns each row of logits it is 
 
 from __future__ import annotations
 
+import contextvars
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -30,6 +31,7 @@ class Job:
     cancelled: object  # threading.Event
     submitted: float = 0.0
     leader: "Job | None" = None  # choice 0 of the same request: followers copy its prompt's keys/values
+    context: contextvars.Context | None = None  # the submitter's: log lines about this job carry its request id
 
     @property
     def deterministic(self) -> bool:

@@ -156,4 +156,8 @@ def _download_from_hub(repo_id: str, tag: str | None) -> ModelFiles:
         raise ModelSourceError(f"Hugging Face repo {repo_id} does not exist or is private") from None
     except (HfHubHTTPError, OSError) as exc:
         raise ModelSourceError(f"could not download {repo_id} from the Hugging Face hub: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - the hub client's network errors (httpx, httpx2 or requests,
+        # by huggingface-hub version) share no base class with the above
+        raise ModelSourceError(f"could not reach the Hugging Face hub for {repo_id} ({type(exc).__name__}: {exc}); "
+                               "check the network, or set HF_HUB_OFFLINE=1 to use the local cache") from None
     return ModelFiles(model_path, mmproj_path, f"Hugging Face hub {repo_id}")

@@ -7,11 +7,11 @@ import json
 import logging
 from typing import Any, AsyncIterator, Awaitable, Callable
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from edge.api.validation import parse_json_body
-from edge.errors import EdgeError, EngineError, PayloadTooLargeError
+from edge.errors import EdgeError, EngineError, PayloadTooLargeError, RequestTimeoutError
 
 log = logging.getLogger("edge.server")
 
@@ -20,11 +20,28 @@ CLIENT_CLOSED_REQUEST = 499  # nobody reads it: the status nginx logs for this c
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-async def read_json(request: Request, limit: int) -> Any:
-    """The body as JSON, refusing more than ``limit`` bytes before reading them all."""
+class ClientGoneError(EdgeError):
+    status = CLIENT_CLOSED_REQUEST
+    error_type = "client_closed_request"
+
+
+async def read_json(request: Request, limit: int, timeout: float) -> Any:
+    """The body as JSON, refusing more than ``limit`` bytes before reading them all, and a body that
+    takes more than ``timeout`` seconds to arrive (a trickling client holds a connection and a slot)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(f"the request body is {declared} bytes; the limit is {limit} bytes")
+    try:
+        raw = await asyncio.wait_for(_read_body(request, limit), timeout) if timeout > 0 else \
+            await _read_body(request, limit)
+    except asyncio.TimeoutError:
+        raise RequestTimeoutError(f"the request body did not arrive within {timeout:g} s") from None
+    except ClientDisconnect:
+        raise ClientGoneError("the client went away while sending its request") from None
+    return parse_json_body(raw)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
     chunks = []
     received = 0
     async for chunk in request.stream():
@@ -32,7 +49,7 @@ async def read_json(request: Request, limit: int) -> Any:
         if received > limit:
             raise PayloadTooLargeError(f"the request body exceeds the limit of {limit} bytes")
         chunks.append(chunk)
-    return parse_json_body(b"".join(chunks))
+    return b"".join(chunks)
 
 
 async def json_unless_disconnected(request: Request, awaitable: Awaitable[Any]) -> Response:

@@ -3,7 +3,8 @@
 ``prepare`` (render, tokenize, compile the grammar) runs in a worker thread so the loop stays free;
 ``stream`` submits the prepared prompt and hands each event back to the loop as the scheduler emits it.
 When the client goes away the consumer stops and the cancel flag ends the sequence at the next step,
-freeing its slot.
+freeing its slot. ``slots``, ``running``, ``waiting`` and ``cancel_all`` are what the server's admission
+control, shutdown and metrics build on.
 """
 
 from __future__ import annotations
@@ -79,4 +80,6 @@ class GenerationWorker:
         self.engine.scheduler.wake()
 
     def close(self) -> None:
+        """Stops every generation and waits for the scheduler thread to leave llama.cpp."""
         self.cancel_all()
+        self.engine.scheduler.close()

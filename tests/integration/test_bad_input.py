@@ -60,10 +60,9 @@ def test_bad_field_is_400_naming_the_param(http, demo_model_id, changes, param):
     assert_still_serving(http, demo_model_id)
 
 
-def test_missing_model_is_400(http, demo_model_id):
+def test_missing_model_means_the_served_model(http, demo_model_id):
     response = http.post("/v1/chat/completions", json=GOOD)
-    assert response.status_code == 400 and error_of(response)["param"] == "model"
-    assert_still_serving(http, demo_model_id)
+    assert response.status_code == 200 and response.json()["model"] == demo_model_id
 
 
 @pytest.mark.parametrize("body", [b"{not json", b"", b"[1, 2]", b"\xff\xfe", b"null"])

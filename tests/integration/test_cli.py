@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from conftest import REPO
+from conftest import REPO, free_port
 
 
 def edge(*args: str, stdin: str = "", timeout: float = 180) -> subprocess.CompletedProcess:
@@ -40,7 +40,8 @@ def test_info_reports_model_hardware_and_repacking_decision(demo_model_path):
 
 
 def test_missing_model_file_fails_with_a_clear_message(tmp_path):
-    result = edge("serve", "--model", str(tmp_path / "absent.gguf"), timeout=60)
+    # on a free port: serve checks the port first, and 8080 may be taken on a shared machine
+    result = edge("serve", "--port", str(free_port()), "--model", str(tmp_path / "absent.gguf"), timeout=60)
     assert result.returncode == 2
     assert "edge: error:" in result.stderr and "absent.gguf" in result.stderr
     assert "Traceback" not in result.stderr

@@ -196,7 +196,7 @@ def test_malformed_json_and_unknown_route_use_anthropic_shape(http):
 def test_api_key_via_x_api_key(tmp_path, demo_model_path):
     server = start_server([], tmp_path / "server.log", env={"EDGE_API_KEY": "sekret"})
     try:
-        model = httpx.get(f"{server.base_url}/health").json()["model"]
+        model = httpx.get(f"{server.base_url}/v1/models", headers={"x-api-key": "sekret"}).json()["data"][0]["id"]
         message = client_for(server, "sekret").messages.create(model=model, max_tokens=1, messages=HELLO)
         assert message.usage.output_tokens == 1
         with pytest.raises(anthropic.AuthenticationError) as denied:

@@ -63,9 +63,7 @@ def test_bad_values_name_their_parameter(changes, param):
 
 
 def test_missing_required_fields_are_named():
-    with pytest.raises(InvalidRequestError) as caught:
-        validate_body(ChatCompletionRequest, {"messages": VALID["messages"]})
-    assert caught.value.param == "model" and "Missing" in caught.value.message
+    assert validate_body(ChatCompletionRequest, {"messages": VALID["messages"]}).model is None  # the served model
     with pytest.raises(InvalidRequestError) as caught:
         validate_body(ChatCompletionRequest, {"model": "m"})
     assert caught.value.param == "messages"
