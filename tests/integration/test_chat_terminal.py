@@ -16,7 +16,7 @@ import pexpect
 import pytest
 from PIL import Image
 
-from conftest import REPO
+from tests.conftest import REPO
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
 UP = "\x1b[A"

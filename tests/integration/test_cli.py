@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from conftest import REPO, free_port
+from tests.conftest import REPO, free_port
 
 
 def edge(*args: str, stdin: str = "", timeout: float = 180) -> subprocess.CompletedProcess:

@@ -8,7 +8,7 @@ import httpx
 import openai
 import pytest
 
-from conftest import start_server, stop_server
+from tests.conftest import start_server, stop_server
 
 HELLO = [{"role": "user", "content": "Say hi."}]
 

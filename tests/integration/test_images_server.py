@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import start_server, stop_server
+from tests.conftest import start_server, stop_server
 from edge.runtime.images import ImagePolicy, load_image
 
 MODEL = "gemma4-tiny"

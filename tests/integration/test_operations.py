@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import REPO, free_port, start_server, stop_server
+from tests.conftest import REPO, free_port, start_server, stop_server
 
 sys.path.insert(0, str(REPO / "scripts"))
 import slow_clients  # noqa: E402

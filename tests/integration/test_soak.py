@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 
-from conftest import REPO, start_server, stop_server
+from tests.conftest import REPO, start_server, stop_server
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 import soak  # noqa: E402

@@ -9,7 +9,7 @@ import pytest
 from edge.cli import build_parser
 from edge.settings import ENVIRONMENT, Settings
 
-from conftest import REPO
+from tests.conftest import REPO
 
 # flag -> (settings field, how README and --help write the default)
 LIMITS = {
