@@ -8,10 +8,11 @@ Rules llama.cpp runs without deep recursion or stack blow-up:
 
 - an automaton becomes one rule per state, each alternative a character set followed by the next
   state's rule in tail position: one live parse, constant stack depth;
-- a counted repetition ``x{m,n}`` never expands into n rules (llama.cpp's own ``{m,n}`` nests n-m
-  optionals, and above 2,000 silently drops the bound). Here it is built from powers of two:
-  ``A_j = x^(2^j)`` and ``U_j = x^(0..2^j-1)``, so a bound of 100,000 takes 2 * 17 rules and the
-  parser keeps O(log n) stacks alive;
+- a counted repetition ``x{m,n}`` up to 256 is a chain of rules, each in tail position (two parses
+  alive: the fastest shape for llama.cpp's candidate filter). A larger one never expands into n rules
+  (llama.cpp's own ``{m,n}`` nests n-m optionals, and above 2,000 silently drops the bound): it is
+  built from powers of two, ``A_j = x^(2^j)`` and ``U_j = x^(0..2^j-1)``, so a bound of 100,000 takes
+  2 * 17 rules and the parser keeps O(log n) stacks alive;
 - definitions are named rules emitted from a work list (no Python recursion along ``$ref`` chains).
 """
 
@@ -27,6 +28,10 @@ from edge.schema.limits import Limits
 from edge.schema.nodes import (
     AnyValue, Array, Boolean, Literal, Never, Node, Null, Number, Object, Property, Ref, Text, Tree, Union_,
 )
+
+
+# bounds up to this many repetitions are a chain of rules; larger ones are built from powers of two
+LINEAR_COUNT = 256
 
 
 class Rules:
@@ -71,7 +76,9 @@ class Rules:
     # counted repetition ---------------------------------------------------------------------------------------
 
     def counted(self, unit: str, low: int, high: int | None) -> str:
-        """``unit{low,high}`` (``high`` None: unbounded) in O(log high) rules."""
+        """``unit{low,high}`` (``high`` None: unbounded). Up to ``LINEAR_COUNT`` as a chain of rules
+        (deterministic: llama.cpp keeps two parses alive, "one more" and "done"), beyond it in
+        O(log high) rules built from powers of two."""
         parts = []
         if low:
             parts.append(self._exactly(unit, low))
@@ -99,8 +106,18 @@ class Rules:
     def _exactly(self, unit: str, count: int) -> str:
         if count <= 4:
             return " ".join([unit] * count)
+        if count <= LINEAR_COUNT:
+            return self.add(f"{unit}-n{count}", " ".join([unit] * count))
         parts = [self._power(unit, bit) for bit in range(count.bit_length() - 1, -1, -1) if count >> bit & 1]
         return self.add(f"{unit}-n{count}", " ".join(parts))
+
+    def _chain(self, unit: str, count: int) -> str:
+        """0..count of ``unit`` as ``c(n) ::= unit c(n-1) | ""``, each rule in tail position."""
+        name = '""'
+        for length in range(1, count + 1):
+            following = f" {name}" if name != '""' else ""
+            name = self.add(f"{unit}-upto{length}", f'{unit}{following} | ""')
+        return name
 
     def _below_power(self, unit: str, exponent: int) -> str:
         """``unit`` repeated 0 .. 2^exponent - 1 times: each power of two taken or not, largest first."""
@@ -113,8 +130,8 @@ class Rules:
 
     def _up_to(self, unit: str, count: int) -> str:
         """``unit`` repeated 0..count times; unambiguous, so llama.cpp keeps few parses alive."""
-        if count <= 2:
-            return f"({unit} ({unit})?)?" if count == 2 else f"({unit})?"
+        if count <= LINEAR_COUNT:
+            return self._chain(unit, count)
         exponent = (count + 1).bit_length() - 1  # 2^exponent - 1 <= count
         if count == 2 ** exponent - 1:
             return self._below_power(unit, exponent)
