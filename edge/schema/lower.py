@@ -783,6 +783,16 @@ def _literal_cost(value: Any) -> int:
     return len(json.dumps(value))
 
 
+def restrict(tree: Tree, reject: Callable[[Node], str | None], limits: Limits = DEFAULT_LIMITS) -> Tree:
+    """``tree`` without the leaves ``reject`` names a reason for (a syntax that cannot write them): an
+    optional property or a union option goes away, a required one takes its object along. An
+    unsatisfiable root is the SchemaError."""
+    memo: dict[int, Node] = {}
+    definitions = {name: _without_empty(body, {}, memo, reject) for name, body in tree.definitions.items()}
+    root = _without_empty(tree.root, {}, memo, reject)
+    return _prune(Tree(root, definitions), limits)[0]
+
+
 def _prune(tree: Tree, limits: Limits) -> tuple[Tree, Tree]:
     """Definitions without a finite value become Never; so does every reference to them. Returns the
     tree (with only the definitions the root reaches) and a tree with every non-empty definition."""
@@ -796,7 +806,8 @@ def _prune(tree: Tree, limits: Limits) -> tuple[Tree, Tree]:
                 changed = True
         if not changed:
             break
-    empty = {name for name, cost in costs.items() if cost == INFINITE}
+    empty = {name: (body.reason if isinstance(body, Never) else f"the definition {name!r} admits no finite value")
+             for name, body in tree.definitions.items() if costs[name] == INFINITE}
     memo: dict[int, Node] = {}
     definitions = {name: _without_empty(body, empty, memo) for name, body in tree.definitions.items()
                    if name not in empty}
@@ -811,19 +822,24 @@ def _prune(tree: Tree, limits: Limits) -> tuple[Tree, Tree]:
     return Tree(root, _reachable(root, definitions)), Tree(root, definitions)
 
 
-def _without_empty(node: Node, empty: set[str], memo: dict[int, Node]) -> Node:
+def _without_empty(node: Node, empty: dict[str, str], memo: dict[int, Node],
+                   reject: Callable[[Node], str | None] | None = None) -> Node:
     key = id(node)
     if key in memo:
         return memo[key]
-    result = _rebuild(node, empty, memo)
+    result = _rebuild(node, empty, memo, reject)
     memo[key] = result
     return result
 
 
-def _rebuild(node: Node, empty: set[str], memo: dict[int, Node]) -> Node:
-    again = lambda child: _without_empty(child, empty, memo)  # noqa: E731
+def _rebuild(node: Node, empty: dict[str, str], memo: dict[int, Node],
+             reject: Callable[[Node], str | None] | None) -> Node:
+    again = lambda child: _without_empty(child, empty, memo, reject)  # noqa: E731
+    reason = reject(node) if reject is not None else None
+    if reason is not None:
+        return Never(reason)
     if isinstance(node, Ref):
-        return Never(f"the definition {node.name!r} admits no finite value") if node.name in empty else node
+        return Never(empty[node.name]) if node.name in empty else node
     if isinstance(node, Union_):
         return _union([again(option) for option in node.options])
     if isinstance(node, Array):
