@@ -44,6 +44,7 @@ class Rules:
         self.by_body: dict[str, str] = {}
         self.size = 0
         self._stars: dict[str, str] = {}
+        self._numbers: dict[str, int] = {}  # the last suffix used per base name
 
     def add(self, hint: str, body: str) -> str:
         if body in self.by_body:
@@ -55,10 +56,11 @@ class Rules:
 
     def reserve(self, hint: str) -> str:
         base = self.prefix + (re.sub(r"[^a-z0-9]+", "-", hint.lower()).strip("-")[:40] or "r")
-        name, number = base, 1
+        name, number = base, self._numbers.get(base, 1)
         while name in self.bodies:
             number += 1
             name = f"{base}-{number}"
+        self._numbers[base] = number
         self.bodies[name] = ""
         if len(self.bodies) > self.limits.max_rules:
             raise SchemaError(f"the grammar for this schema needs more than {self.limits.max_rules} rules")

@@ -90,6 +90,7 @@ class _Lowering:
         self.nodes = 0
         self.depth = 0
         self.states = 0
+        self.counted: dict[int, Dfa] = {}
         self.phase = 1
 
     def run(self) -> Tree:
@@ -110,6 +111,10 @@ class _Lowering:
     # -- budget --------------------------------------------------------------------------------------
 
     def count_states(self, dfa: Dfa, location: str) -> Dfa:
+        """Each distinct automaton counts once (a cached one shared by many properties costs nothing more)."""
+        if id(dfa) in self.counted:
+            return dfa
+        self.counted[id(dfa)] = dfa
         self.states += dfa.size
         if self.states > self.limits.max_automaton_states:
             raise SchemaError(f"the schema's strings and numbers need more than "
@@ -274,7 +279,8 @@ class _Lowering:
         explicit = "additionalProperties" in schema
         additional = (self.lower(schema["additionalProperties"], _where(location, "additionalProperties"))
                       if explicit else AnyValue())
-        properties = [Property(name, self.lower(value, _where(location, f"properties.{name}")), name in required)
+        wanted = set(required)
+        properties = [Property(name, self.lower(value, _where(location, f"properties.{name}")), name in wanted)
                       for name, value in declared.items()]
         for name in dict.fromkeys(required):
             if name not in declared:
