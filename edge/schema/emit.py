@@ -19,14 +19,14 @@ Rules llama.cpp runs without deep recursion or stack blow-up:
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from typing import Any
 
 from edge.schema.automaton import Dfa
-from edge.schema.charset import CharSet, MAX_CODE_POINT
+from edge.schema.charset import CharSet
 from edge.schema.errors import SchemaError
 from edge.schema.limits import Limits
 from edge.schema.nodes import (
-    AnyValue, Array, Boolean, Literal, Never, Node, Null, Number, Object, Property, Ref, Text, Tree, Union_,
+    AnyValue, Array, Boolean, Literal, Never, Node, Null, Number, Object, Ref, Text, Tree, Union_,
 )
 
 

@@ -23,12 +23,12 @@ from edge.schema.charset import ANY, CharSet
 from edge.schema.emit import Emitter, Rules, char_class, literal_text
 from edge.schema.errors import SchemaError
 from edge.schema.nodes import Literal, Text, Tree
+from edge.schema.regex import parse_pattern
 
 _NUL = CharSet.chars("\0")
 _TEXT = ANY - _NUL
 _BARE_KEY = re.compile(r"[^\s:,{}\[\]<>|\"]([^:,{}\[\]<>|\"]*[^\s:,{}\[\]<>|\"])?")
-_EXTRA_KEY = automaton.from_regex(__import__("edge.schema.regex", fromlist=["parse_pattern"])
-                                  .parse_pattern("^[A-Za-z_][A-Za-z0-9_]*$"))
+_EXTRA_KEY = automaton.from_regex(parse_pattern("^[A-Za-z_][A-Za-z0-9_]*$"))
 
 
 def _marker_free() -> Dfa:
@@ -132,7 +132,6 @@ class GemmaEmitter(Emitter):
             if key:
                 dfa = automaton.intersect(dfa, automaton.complement(automaton.literal_set(key)))
             self._extra_keys[key] = self.automaton_rule(dfa, "key", "extra-key", raw=True)
-            self._keep = getattr(self, "_keep", []) + [dfa]
         return self._extra_keys[key]
 
     def literal(self, value: Any) -> str:

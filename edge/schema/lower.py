@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import re
 from decimal import Decimal
 from typing import Any, Callable
 from urllib.parse import unquote
