@@ -42,8 +42,8 @@ ACCEPTED = [
     pytest.param(_tool({"type": "object", "properties": {"s": {"type": "string", "maxLength": 100000},
                                                          "xs": {"type": "array", "maxItems": 100000}},
                         "required": ["s"]}), id="tool-maxLength-100000"),
-    # a tool is rendered into the prompt too: 300 properties still fit the 8,192-token context
-    pytest.param(_tool(_many_properties(300), "auto"), id="tool-auto-300-properties"),
+    # a tool is rendered into the prompt too: 200 properties still fit the 8,192-token context
+    pytest.param(_tool(_many_properties(200), "auto"), id="tool-auto-200-properties"),
 ]
 
 
