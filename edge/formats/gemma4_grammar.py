@@ -15,7 +15,8 @@ from edge.core.request import ToolSpec
 from edge.formats.gemma4_values import QUOTE
 from edge.schema import DEFAULT_LIMITS, Limits, Rules, SchemaError, gemma_rules, json_rules, lower_schema
 from edge.schema.emit import literal_text
-from edge.schema.lower import objects_only
+from edge.schema.gemma_emit import unwritable
+from edge.schema.lower import objects_only, restrict
 
 
 class ToolSchemaError(SchemaError):
@@ -41,7 +42,7 @@ def tool_call_grammar(tools: Sequence[ToolSpec], parallel: bool, token: Callable
 def _arguments(tool: ToolSpec, rules: Rules, quote: str, limits: Limits) -> str:
     try:
         tree = objects_only(lower_schema(tool.parameters or {"type": "object"}, limits))
-        return gemma_rules(tree, rules, quote)
+        return gemma_rules(restrict(tree, unwritable, limits), rules, quote)
     except SchemaError as error:
         raise ToolSchemaError(f"tool {tool.name!r}: {error}") from None
 

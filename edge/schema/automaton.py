@@ -61,9 +61,12 @@ class Dfa:
         return result
 
     def min_length(self) -> int | None:
-        """Characters in the shortest accepted text; None when nothing is accepted."""
-        distance = self.distances_to_accept()
-        return distance[0] if self.edges and distance[0] is not None else None
+        """Characters in the shortest accepted text; None when nothing is accepted (computed once:
+        automata are not changed after they are built)."""
+        if "_shortest" not in self.__dict__:
+            distance = self.distances_to_accept()
+            self.__dict__["_shortest"] = distance[0] if self.edges and distance[0] is not None else None
+        return self.__dict__["_shortest"]
 
     def distances_to_accept(self) -> list[int | None]:
         """Per state, the fewest characters that lead to acceptance (None: never)."""

@@ -8,25 +8,30 @@ Rules llama.cpp runs without deep recursion or stack blow-up:
 
 - an automaton becomes one rule per state, each alternative a character set followed by the next
   state's rule in tail position: one live parse, constant stack depth;
-- a counted repetition ``x{m,n}`` never expands into n rules (llama.cpp's own ``{m,n}`` nests n-m
-  optionals, and above 2,000 silently drops the bound). Here it is built from powers of two:
-  ``A_j = x^(2^j)`` and ``U_j = x^(0..2^j-1)``, so a bound of 100,000 takes 2 * 17 rules and the
-  parser keeps O(log n) stacks alive;
+- a counted repetition ``x{m,n}`` up to 256 is a chain of rules, each in tail position (two parses
+  alive: the fastest shape for llama.cpp's candidate filter). A larger one never expands into n rules
+  (llama.cpp's own ``{m,n}`` nests n-m optionals, and above 2,000 silently drops the bound): it is
+  built from powers of two, ``A_j = x^(2^j)`` and ``U_j = x^(0..2^j-1)``, so a bound of 100,000 takes
+  2 * 17 rules and the parser keeps O(log n) stacks alive;
 - definitions are named rules emitted from a work list (no Python recursion along ``$ref`` chains).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from typing import Any
 
 from edge.schema.automaton import Dfa
-from edge.schema.charset import CharSet, MAX_CODE_POINT
+from edge.schema.charset import CharSet
 from edge.schema.errors import SchemaError
 from edge.schema.limits import Limits
 from edge.schema.nodes import (
-    AnyValue, Array, Boolean, Literal, Never, Node, Null, Number, Object, Property, Ref, Text, Tree, Union_,
+    AnyValue, Array, Boolean, Literal, Never, Node, Null, Number, Object, Ref, Text, Tree, Union_,
 )
+
+
+# bounds up to this many repetitions are a chain of rules; larger ones are built from powers of two
+LINEAR_COUNT = 256
 
 
 class Rules:
@@ -39,6 +44,7 @@ class Rules:
         self.by_body: dict[str, str] = {}
         self.size = 0
         self._stars: dict[str, str] = {}
+        self._numbers: dict[str, int] = {}  # the last suffix used per base name
 
     def add(self, hint: str, body: str) -> str:
         if body in self.by_body:
@@ -50,10 +56,11 @@ class Rules:
 
     def reserve(self, hint: str) -> str:
         base = self.prefix + (re.sub(r"[^a-z0-9]+", "-", hint.lower()).strip("-")[:40] or "r")
-        name, number = base, 1
+        name, number = base, self._numbers.get(base, 1)
         while name in self.bodies:
             number += 1
             name = f"{base}-{number}"
+        self._numbers[base] = number
         self.bodies[name] = ""
         if len(self.bodies) > self.limits.max_rules:
             raise SchemaError(f"the grammar for this schema needs more than {self.limits.max_rules} rules")
@@ -71,7 +78,9 @@ class Rules:
     # counted repetition ---------------------------------------------------------------------------------------
 
     def counted(self, unit: str, low: int, high: int | None) -> str:
-        """``unit{low,high}`` (``high`` None: unbounded) in O(log high) rules."""
+        """``unit{low,high}`` (``high`` None: unbounded). Up to ``LINEAR_COUNT`` as a chain of rules
+        (deterministic: llama.cpp keeps two parses alive, "one more" and "done"), beyond it in
+        O(log high) rules built from powers of two."""
         parts = []
         if low:
             parts.append(self._exactly(unit, low))
@@ -99,8 +108,18 @@ class Rules:
     def _exactly(self, unit: str, count: int) -> str:
         if count <= 4:
             return " ".join([unit] * count)
+        if count <= LINEAR_COUNT:
+            return self.add(f"{unit}-n{count}", " ".join([unit] * count))
         parts = [self._power(unit, bit) for bit in range(count.bit_length() - 1, -1, -1) if count >> bit & 1]
         return self.add(f"{unit}-n{count}", " ".join(parts))
+
+    def _chain(self, unit: str, count: int) -> str:
+        """0..count of ``unit`` as ``c(n) ::= unit c(n-1) | ""``, each rule in tail position."""
+        name = '""'
+        for length in range(1, count + 1):
+            following = f" {name}" if name != '""' else ""
+            name = self.add(f"{unit}-upto{length}", f'{unit}{following} | ""')
+        return name
 
     def _below_power(self, unit: str, exponent: int) -> str:
         """``unit`` repeated 0 .. 2^exponent - 1 times: each power of two taken or not, largest first."""
@@ -113,8 +132,8 @@ class Rules:
 
     def _up_to(self, unit: str, count: int) -> str:
         """``unit`` repeated 0..count times; unambiguous, so llama.cpp keeps few parses alive."""
-        if count <= 2:
-            return f"({unit} ({unit})?)?" if count == 2 else f"({unit})?"
+        if count <= LINEAR_COUNT:
+            return self._chain(unit, count)
         exponent = (count + 1).bit_length() - 1  # 2^exponent - 1 <= count
         if count == 2 ** exponent - 1:
             return self._below_power(unit, exponent)

@@ -30,7 +30,7 @@ import functools
 from edge.schema import automaton
 from edge.schema.automaton import Dfa
 from edge.schema.charset import ANY, CharSet
-from edge.schema.regex import Chars, alt, literal, parse_pattern, repeat, seq
+from edge.schema.regex import Chars, alt, parse_pattern, repeat, seq
 
 _YEAR = r"(?:000[1-9]|00[1-9]\d|0[1-9]\d\d|[1-9]\d{3})"
 _LEAP_YEAR = r"(?:\d\d(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)"

@@ -22,13 +22,13 @@ from edge.schema.automaton import Dfa
 from edge.schema.charset import ANY, CharSet
 from edge.schema.emit import Emitter, Rules, char_class, literal_text
 from edge.schema.errors import SchemaError
-from edge.schema.nodes import Text, Tree
+from edge.schema.nodes import Literal, Text, Tree
+from edge.schema.regex import parse_pattern
 
 _NUL = CharSet.chars("\0")
 _TEXT = ANY - _NUL
 _BARE_KEY = re.compile(r"[^\s:,{}\[\]<>|\"]([^:,{}\[\]<>|\"]*[^\s:,{}\[\]<>|\"])?")
-_EXTRA_KEY = automaton.from_regex(__import__("edge.schema.regex", fromlist=["parse_pattern"])
-                                  .parse_pattern("^[A-Za-z_][A-Za-z0-9_]*$"))
+_EXTRA_KEY = automaton.from_regex(parse_pattern("^[A-Za-z_][A-Za-z0-9_]*$"))
 
 
 def _marker_free() -> Dfa:
@@ -44,6 +44,45 @@ def _marker_free() -> Dfa:
 
 
 MARKER_FREE = _marker_free()
+
+
+def unwritable(node) -> str | None:
+    """Why Gemma's syntax cannot write ``node`` (a constant string with a marker, a string language
+    that needs one), or None: for ``lower.restrict``."""
+    if isinstance(node, Literal) and not _literal_writable(node.value):
+        return f"the value {json.dumps(node.value)[:40]} cannot be written in Gemma's call syntax"
+    if isinstance(node, Text) and gemma_text_automaton(node.dfa).is_empty():
+        return "no string of the pattern or format can be written without a control marker"
+    return None
+
+
+def _literal_writable(value: Any) -> bool:
+    if isinstance(value, str):
+        return writable(value)
+    if isinstance(value, list):
+        return all(_literal_writable(item) for item in value)
+    if isinstance(value, dict):
+        return all(writable(key) and _literal_writable(item) for key, item in value.items())
+    return True
+
+
+_WRITTEN: dict[int, tuple[Dfa, Dfa]] = {}
+
+
+def gemma_text_automaton(dfa: Dfa) -> Dfa:
+    """The automaton a string of ``dfa`` is really written with: without markers, never ending in ``<``."""
+    if id(dfa) not in _WRITTEN or _WRITTEN[id(dfa)][0] is not dfa:
+        alphabet = dfa.alphabet()
+        if "<" in alphabet or ("|" in alphabet and ">" in alphabet):
+            written = automaton.intersect(dfa, MARKER_FREE)
+        elif "\0" in alphabet:
+            written = automaton.intersect(dfa, automaton.everything(_TEXT))
+        else:
+            written = dfa
+        if len(_WRITTEN) > 4096:
+            _WRITTEN.clear()
+        _WRITTEN[id(dfa)] = (dfa, written)
+    return _WRITTEN[id(dfa)][1]
 
 
 def writable(text: str) -> bool:
@@ -70,14 +109,7 @@ class GemmaEmitter(Emitter):
 
     def text_automaton(self, dfa: Dfa) -> Dfa:
         if id(dfa) not in self._text_automata:
-            alphabet = dfa.alphabet()
-            if "<" in alphabet or ("|" in alphabet and ">" in alphabet):
-                written = automaton.intersect(dfa, MARKER_FREE)
-            elif "\0" in alphabet:
-                written = automaton.intersect(dfa, automaton.everything(_TEXT))
-            else:
-                written = dfa
-            self._text_automata[id(dfa)] = (dfa, written)
+            self._text_automata[id(dfa)] = (dfa, gemma_text_automaton(dfa))
         return self._text_automata[id(dfa)][1]
 
     def wide_text_fallback(self, dfa: Dfa, low: int, high: int | None) -> str | None:
@@ -100,7 +132,6 @@ class GemmaEmitter(Emitter):
             if key:
                 dfa = automaton.intersect(dfa, automaton.complement(automaton.literal_set(key)))
             self._extra_keys[key] = self.automaton_rule(dfa, "key", "extra-key", raw=True)
-            self._keep = getattr(self, "_keep", []) + [dfa]
         return self._extra_keys[key]
 
     def literal(self, value: Any) -> str:
@@ -134,5 +165,6 @@ class GemmaEmitter(Emitter):
 
 
 def gemma_rules(tree: Tree, rules: Rules, quote: str) -> str:
-    """Adds the rules for ``tree`` in Gemma's syntax; returns the expression of its root value."""
+    """Adds the rules for ``tree`` in Gemma's syntax; returns the expression of its root value. What
+    the syntax cannot write (``unwritable``) must be gone first: ``lower.restrict(tree, unwritable)``."""
     return GemmaEmitter(tree, rules, quote).emit()

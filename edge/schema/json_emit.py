@@ -35,24 +35,23 @@ class JsonEmitter(Emitter):
         return self.counted(self.rules.add("indent", "[ \\t]"), 0, 20)
 
     def encode(self, chars: CharSet) -> list[str]:
+        """The raw characters as one class, every escape behind one backslash: two alternatives, so
+        llama.cpp's candidate filter follows two parses per character, not one per escape."""
         alternatives = []
         raw = chars - _NEEDS_ESCAPE
         if raw:
             alternatives.append(char_class(raw))
-        if '"' in chars:
-            alternatives.append(literal_text('\\"'))
-        if "\\" in chars:
-            alternatives.append(literal_text("\\\\"))
+        escapes = [letter for point, letter in ((ord('"'), '"'), (ord("\\"), "\\\\")) if point in chars]
         controls = chars & JSON_CONTROL
-        short = [point for point in _SHORT_ESCAPES if point in controls]
-        if short:
-            alternatives.append(f'{literal_text(chr(92))} [{"".join(_SHORT_ESCAPES[point] for point in short)}]')
+        escapes += [letter for point, letter in _SHORT_ESCAPES.items() if point in controls]
+        tails = [f'[{"".join(escapes)}]'] if escapes else []
         if controls == JSON_CONTROL:  # every control also as \u00XX (the short ones have both spellings)
-            alternatives.append(f'{literal_text(chr(92) + "u00")} [01] [0-9a-fA-F]')
+            tails.append('"u00" [01] [0-9a-fA-F]')
         else:
-            for low, high in controls.ranges:
-                alternatives.extend(literal_text(f"\\u{point:04x}") for point in range(low, high + 1)
-                                    if point not in _SHORT_ESCAPES)
+            tails += [literal_text(f"u{point:04x}") for low, high in controls.ranges
+                      for point in range(low, high + 1) if point not in _SHORT_ESCAPES]
+        if tails:
+            alternatives.append(f'{literal_text(chr(92))} ({" | ".join(tails)})')
         return alternatives
 
     def string(self, content: str) -> str:

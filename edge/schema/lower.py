@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import re
 from decimal import Decimal
 from typing import Any, Callable
 from urllib.parse import unquote
@@ -90,6 +89,7 @@ class _Lowering:
         self.nodes = 0
         self.depth = 0
         self.states = 0
+        self.counted: dict[int, Dfa] = {}
         self.phase = 1
 
     def run(self) -> Tree:
@@ -110,6 +110,10 @@ class _Lowering:
     # -- budget --------------------------------------------------------------------------------------
 
     def count_states(self, dfa: Dfa, location: str) -> Dfa:
+        """Each distinct automaton counts once (a cached one shared by many properties costs nothing more)."""
+        if id(dfa) in self.counted:
+            return dfa
+        self.counted[id(dfa)] = dfa
         self.states += dfa.size
         if self.states > self.limits.max_automaton_states:
             raise SchemaError(f"the schema's strings and numbers need more than "
@@ -274,7 +278,8 @@ class _Lowering:
         explicit = "additionalProperties" in schema
         additional = (self.lower(schema["additionalProperties"], _where(location, "additionalProperties"))
                       if explicit else AnyValue())
-        properties = [Property(name, self.lower(value, _where(location, f"properties.{name}")), name in required)
+        wanted = set(required)
+        properties = [Property(name, self.lower(value, _where(location, f"properties.{name}")), name in wanted)
                       for name, value in declared.items()]
         for name in dict.fromkeys(required):
             if name not in declared:
@@ -783,6 +788,16 @@ def _literal_cost(value: Any) -> int:
     return len(json.dumps(value))
 
 
+def restrict(tree: Tree, reject: Callable[[Node], str | None], limits: Limits = DEFAULT_LIMITS) -> Tree:
+    """``tree`` without the leaves ``reject`` names a reason for (a syntax that cannot write them): an
+    optional property or a union option goes away, a required one takes its object along. An
+    unsatisfiable root is the SchemaError."""
+    memo: dict[int, Node] = {}
+    definitions = {name: _without_empty(body, {}, memo, reject) for name, body in tree.definitions.items()}
+    root = _without_empty(tree.root, {}, memo, reject)
+    return _prune(Tree(root, definitions), limits)[0]
+
+
 def _prune(tree: Tree, limits: Limits) -> tuple[Tree, Tree]:
     """Definitions without a finite value become Never; so does every reference to them. Returns the
     tree (with only the definitions the root reaches) and a tree with every non-empty definition."""
@@ -796,7 +811,8 @@ def _prune(tree: Tree, limits: Limits) -> tuple[Tree, Tree]:
                 changed = True
         if not changed:
             break
-    empty = {name for name, cost in costs.items() if cost == INFINITE}
+    empty = {name: (body.reason if isinstance(body, Never) else f"the definition {name!r} admits no finite value")
+             for name, body in tree.definitions.items() if costs[name] == INFINITE}
     memo: dict[int, Node] = {}
     definitions = {name: _without_empty(body, empty, memo) for name, body in tree.definitions.items()
                    if name not in empty}
@@ -811,19 +827,24 @@ def _prune(tree: Tree, limits: Limits) -> tuple[Tree, Tree]:
     return Tree(root, _reachable(root, definitions)), Tree(root, definitions)
 
 
-def _without_empty(node: Node, empty: set[str], memo: dict[int, Node]) -> Node:
+def _without_empty(node: Node, empty: dict[str, str], memo: dict[int, Node],
+                   reject: Callable[[Node], str | None] | None = None) -> Node:
     key = id(node)
     if key in memo:
         return memo[key]
-    result = _rebuild(node, empty, memo)
+    result = _rebuild(node, empty, memo, reject)
     memo[key] = result
     return result
 
 
-def _rebuild(node: Node, empty: set[str], memo: dict[int, Node]) -> Node:
-    again = lambda child: _without_empty(child, empty, memo)  # noqa: E731
+def _rebuild(node: Node, empty: dict[str, str], memo: dict[int, Node],
+             reject: Callable[[Node], str | None] | None) -> Node:
+    again = lambda child: _without_empty(child, empty, memo, reject)  # noqa: E731
+    reason = reject(node) if reject is not None else None
+    if reason is not None:
+        return Never(reason)
     if isinstance(node, Ref):
-        return Never(f"the definition {node.name!r} admits no finite value") if node.name in empty else node
+        return Never(empty[node.name]) if node.name in empty else node
     if isinstance(node, Union_):
         return _union([again(option) for option in node.options])
     if isinstance(node, Array):

@@ -199,11 +199,12 @@ def test_tool_result_round_trip(gemma4_client):
 
 @pytest.mark.parametrize("body, param", [
     ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {
-        "type": "object", "properties": {"n": {"type": "integer", "minimum": 3}}}}}}, "response_format"),
+        "type": "object", "properties": {"n": {"type": "integer", "minimum": 3, "maximum": 2}},
+        "required": ["n"]}}}}, "response_format"),
     ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"not": {}}}}},
      "response_format"),
     ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {
-        "type": "object", "properties": {"s": {"type": "string", "pattern": "^a+$"}}}}}], "tool_choice": "required"},
+        "type": "object", "properties": {"s": {"type": "array", "uniqueItems": True}}}}}], "tool_choice": "required"},
      "tools"),
     ({"tools": TOOLS, "tool_choice": {"type": "function", "function": {"name": "nope"}}}, "tool_choice"),
     ({"tools": [{"type": "function", "function": {"name": "bad name!"}}]}, "tools[0].function.name"),

@@ -12,6 +12,17 @@ import re
 from pathlib import Path
 
 import llama_cpp
+import numpy as np
+
+_CANDIDATE = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
+
+
+def _valid_utf8_prefix(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+        return True
+    except UnicodeDecodeError as error:
+        return error.reason == "unexpected end of data" and error.start >= len(data) - 3
 
 
 class GrammarProbe:
@@ -73,6 +84,49 @@ class GrammarProbe:
             return True
         finally:
             llama_cpp.llama_sampler_free(sampler)
+
+    def sample(self, gbnf: str, rng, max_tokens: int = 200, stop: float = 0.6) -> str | None:
+        """A random walk through the grammar: each step one token, drawn uniformly from those the grammar
+        allows (and that keep the text valid UTF-8, as the engine's guard does); where it may end, it
+        ends with probability ``stop``. None when it did not end within ``max_tokens``."""
+        pieces = self._pieces()
+        size = len(pieces)
+        candidates = (llama_cpp.llama_token_data * size)()
+        view = np.frombuffer(candidates, dtype=_CANDIDATE)
+        ids = np.arange(size, dtype=np.int32)
+        array = llama_cpp.llama_token_data_array(candidates, size, -1, False)
+        sampler = llama_cpp.llama_sampler_init_grammar(self.vocab, gbnf.encode("utf-8"), b"root")
+        assert sampler, "llama.cpp rejected the grammar"
+        text = b""
+        try:
+            for _ in range(max_tokens):
+                view["id"], view["logit"], view["p"] = ids, 0.0, 0.0
+                array.size, array.selected, array.sorted = size, -1, False
+                llama_cpp.llama_sampler_apply(sampler, ctypes.byref(array))
+                allowed = view["id"][view["logit"] != -np.inf]
+                ending = [int(token) for token in allowed if llama_cpp.llama_vocab_is_eog(self.vocab, int(token))]
+                onward = [int(token) for token in allowed if int(token) not in ending
+                          and _valid_utf8_prefix(text + pieces[int(token)])]
+                if ending and (not onward or rng.random() < stop):
+                    return text.decode("utf-8")
+                if not onward:
+                    return None
+                token = rng.choice(onward)
+                llama_cpp.llama_sampler_accept(sampler, token)
+                text += pieces[token]
+            return None
+        finally:
+            llama_cpp.llama_sampler_free(sampler)
+
+    def _pieces(self) -> list[bytes]:
+        if not hasattr(self, "_all_pieces"):
+            self._all_pieces = [self.piece(token) for token in range(llama_cpp.llama_vocab_n_tokens(self.vocab))]
+        return self._all_pieces
+
+    def piece(self, token: int) -> bytes:
+        buffer = ctypes.create_string_buffer(256)
+        size = llama_cpp.llama_token_to_piece(self.vocab, token, buffer, len(buffer), 0, True)
+        return buffer.raw[:size]
 
     def _allowed(self, sampler, token: int) -> bool:
         self._one[0].id, self._one[0].logit, self._one[0].p = token, 0.0, 0.0

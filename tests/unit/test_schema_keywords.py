@@ -376,3 +376,23 @@ def test_thought_may_come_first(probe):
 def test_every_grammar_compiles_in_llama_cpp(probe):
     for schema, *_ in [param.values for param in CASES]:
         assert probe.compiles(json_grammar(schema))
+
+
+def test_max_tool_calls_reaches_the_format(probe):
+    from edge.core.request import GenerationRequest, Message, TextPart, ToolChoice
+    from edge.errors import InvalidRequestError
+    from edge.formats.gemma4 import Gemma4Format
+
+    gemma = Gemma4Format()
+    tools = (ToolSpec("f", "", {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}),)
+    ask = (Message("user", (TextPart("go"),)),)
+    call = "<|tool_call>call:f{n:1}<tool_call|>"
+    two = gemma.constraint(GenerationRequest(ask, tools=tools, tool_choice=ToolChoice("required"), max_tool_calls=2),
+                           probe.token)
+    assert probe.accepts(two.gbnf, call * 2) and not probe.accepts(two.gbnf, call * 3)
+    none = GenerationRequest(ask, tools=tools, max_tool_calls=0)
+    assert gemma.constraint(none, probe.token) is None and "<|tool_call>" in gemma.banned_tokens(none)
+    with pytest.raises(InvalidRequestError) as raised:
+        gemma.constraint(GenerationRequest(ask, tools=tools, tool_choice=ToolChoice("required"), max_tool_calls=0),
+                         probe.token)
+    assert raised.value.param == "max_tool_calls"
