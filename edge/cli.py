@@ -1,4 +1,4 @@
-"""``edge serve | chat | info | convert | quantize``.
+"""``edge serve | chat | info | convert | quantize | bench | doctor | plan | pull | list``.
 
 Flags override environment variables (edge/settings.py lists them all), which override defaults.
 """
@@ -19,8 +19,8 @@ from edge.runtime.hardware import ExtraBuffers
 
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
-    group.add_argument("--model", "-m", help="GGUF file, folder, or Hugging Face repo id[:QUANT] "
-                                             "(default: the embedded demo model)")
+    group.add_argument("--model", "-m", help="GGUF file, folder, model name (gemma-4-e4b[:QUANT], see edge list "
+                                             "--known) or Hugging Face repo id[:QUANT] (default: the embedded demo model)")
     group.add_argument("--mmproj", help="vision projector GGUF (default: found beside the model)")
     group.add_argument("--model-alias", help="the model id clients send (default: the GGUF file name)")
     group.add_argument("--ctx-size", "-c", type=int, help="context window in tokens (default 8192)")
@@ -28,8 +28,13 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--threads", "-t", type=int, help="CPU threads (default: all available)")
     group.add_argument("--n-gpu-layers", "-ngl", type=int, help="layers to offload to a GPU (default 0)")
     group.add_argument("--kv-type", choices=["f32", "f16", "q8_0"], help="KV cache type (default f16)")
-    group.add_argument("--extra-bufts", type=ExtraBuffers, choices=list(ExtraBuffers),
-                       help="llama.cpp weight repacking: auto turns it off where AMX kernels would crash")
+    group.add_argument("--extra-bufts", type=ExtraBuffers, choices=[choice.value for choice in ExtraBuffers],
+                       help="llama.cpp weight repacking: auto turns it off where AMX kernels would crash (default auto)")
+    group.add_argument("--profile", help="device profile under the flags and environment: laptop-cpu, "
+                                         "apple-silicon-16gb, jetson-orin-nano-8gb, ... (edge/device/profiles)")
+    group.add_argument("--no-mmap", dest="mmap", action="store_const", const=False,
+                       help="read the weights into memory instead of memory-mapping the GGUF")
+    group.add_argument("--mlock", action="store_const", const=True, help="lock the weights in RAM")
     group.add_argument("--cache-dir", type=Path, help="where the demo model is assembled (default ~/.cache/edge)")
     group.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
 
@@ -38,7 +43,7 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default 8080)")
     parser.add_argument("--api-key", help="require this key (Authorization: Bearer or x-api-key)")
-    parser.add_argument("--max-body-bytes", type=int, help="largest request body accepted (default 8 MiB)")
+    parser.add_argument("--max-body-bytes", type=int, help="largest request body accepted (default 32 MiB)")
     parser.add_argument("--cors-origins", type=lambda text: tuple(text.split(",")),
                         help="comma-separated origins allowed by CORS (default: none)")
     parser.add_argument("--no-prefix-cache", dest="prefix_cache", action="store_const", const=False,
@@ -80,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_convert_command(commands)
     add_quantize_command(commands)
     _add_bench_command(commands)
+    from edge.device.cli import add_device_commands
+
+    add_device_commands(commands, _model_arguments)
     return parser
 
 
@@ -106,7 +114,8 @@ def _load_engine(settings):
     config = EngineConfig(
         ctx_size=settings.ctx_size, batch_size=settings.batch_size, threads=settings.thread_count,
         kv_type=settings.kv_type, prefix_cache=settings.prefix_cache,
-        load=LoadOptions(n_gpu_layers=settings.n_gpu_layers, extra_buffers=settings.extra_bufts))
+        load=LoadOptions(n_gpu_layers=settings.n_gpu_layers, extra_buffers=settings.extra_bufts,
+                         use_mmap=settings.mmap, use_mlock=settings.mlock))
     return Engine.load(files, config, settings.model_alias)
 
 
@@ -120,7 +129,9 @@ def run_serve(args: argparse.Namespace) -> int:
     _configure_logging(settings.log_level)
     engine = _load_engine(settings)
     app = create_app(settings, engine)
-    print(f"edge: serving {engine.info.id!r} on http://{settings.host}:{settings.port}/v1", flush=True)
+    profile = f" with profile {settings.profile}" if settings.profile else ""
+    print(f"edge: serving {engine.info.id!r}{profile} on http://{settings.host}:{settings.port}/v1 "
+          "(stays in the foreground; Ctrl-C stops it)", flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
                 timeout_graceful_shutdown=5)
     return 0
@@ -155,6 +166,9 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from edge.device.catalogue import CatalogueError
+    from edge.device.profiles import ProfileError
+    from edge.device.shape import ShapeError
     from edge.errors import EdgeError
     from edge.formats import UnsupportedModelError
     from edge.runtime.engine import ContextTooLargeError
@@ -167,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except (ModelSourceError, ModelLoadError, SettingsError, UnsupportedModelError,
-            ContextTooLargeError, VisionError, EdgeError) as error:
+            ContextTooLargeError, VisionError, EdgeError, ShapeError, ProfileError, CatalogueError) as error:
         print(f"edge: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -33,6 +33,13 @@ class Settings:
     extra_bufts: ExtraBuffers = ExtraBuffers.AUTO
     kv_type: str = "f16"
     prefix_cache: bool = True
+    # sequences decoded together; the one KV cache holds ctx_size x parallel cells (the memory plan's term)
+    parallel: int = 1
+    # sliding-window layers keep a full-size cache so a cached prefix can be trimmed and reused
+    swa_full: bool = True
+    mmap: bool = True  # memory-map the GGUF (pages load on demand and can be shared)
+    mlock: bool = False  # lock the weights in RAM so the OS never pages them out
+    profile: str | None = None  # the device profile under flags and environment (edge/device/profiles)
     max_body_bytes: int = 32 * 1024 * 1024  # a 20 MiB image is ~27 MiB of base64 JSON
     api_key: str | None = None
     cors_origins: tuple[str, ...] = ()
@@ -96,6 +103,9 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "EDGE_EXTRA_BUFTS": ("extra_bufts", ExtraBuffers),
     "EDGE_KV_TYPE": ("kv_type", str),
     "EDGE_PREFIX_CACHE": ("prefix_cache", _bool),
+    "EDGE_PROFILE": ("profile", str),
+    "EDGE_MMAP": ("mmap", _bool),
+    "EDGE_MLOCK": ("mlock", _bool),
     "EDGE_MAX_BODY_BYTES": ("max_body_bytes", int),
     "EDGE_API_KEY": ("api_key", str),
     "EDGE_CORS_ORIGINS": ("cors_origins", _origins),
@@ -119,7 +129,8 @@ class SettingsError(ValueError):
 
 def settings_from(args: argparse.Namespace | None = None,
                   environ: Mapping[str, str] = os.environ) -> Settings:
-    """CLI flags (non-None attributes named like the fields) win over the environment."""
+    """CLI flags (non-None attributes named like the fields) win over the environment, which wins over a
+    device profile (``--profile`` / ``EDGE_PROFILE``), which wins over the defaults."""
     values: dict[str, Any] = {}
     for variable, (field_name, parse) in ENVIRONMENT.items():
         if variable in environ and environ[variable] != "":
@@ -131,9 +142,20 @@ def settings_from(args: argparse.Namespace | None = None,
         flag_value = getattr(args, field.name, None) if args is not None else None
         if flag_value is not None:
             values[field.name] = flag_value
+    if values.get("profile"):
+        values = {**_profile_values(values["profile"]), **values}
     settings = Settings(**values)
     _check(settings)
     return settings
+
+
+def _profile_values(name: str) -> dict[str, Any]:
+    from edge.device.profiles import ProfileError, load_profile
+
+    try:
+        return dict(load_profile(name).settings)
+    except ProfileError as exc:
+        raise SettingsError(str(exc)) from exc
 
 
 def _check(settings: Settings) -> None:
@@ -143,6 +165,8 @@ def _check(settings: Settings) -> None:
         raise SettingsError(f"ctx_size must be at least 256, got {settings.ctx_size}")
     if settings.batch_size < 1:
         raise SettingsError(f"batch_size must be positive, got {settings.batch_size}")
+    if settings.parallel < 1:
+        raise SettingsError(f"parallel must be at least 1, got {settings.parallel}")
     if settings.threads < 0:
         raise SettingsError(f"threads must be 0 (all) or positive, got {settings.threads}")
     if settings.kv_type not in KV_CACHE_TYPES:

@@ -41,6 +41,7 @@ class LoadOptions:
     n_gpu_layers: int = 0
     extra_buffers: ExtraBuffers = ExtraBuffers.AUTO
     use_mmap: bool = True
+    use_mlock: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ def load_model(path: str | Path, options: LoadOptions = LoadOptions()) -> _inter
     params = llama_cpp.llama_model_default_params()
     params.n_gpu_layers = options.n_gpu_layers
     params.use_mmap = options.use_mmap
+    params.use_mlock = options.use_mlock
     params.use_extra_bufts = decision.enabled
     route_llama_logs()
     try:

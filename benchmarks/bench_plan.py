@@ -1,0 +1,299 @@
+"""`edge plan`'s prediction against the measured peak RSS of a real `edge serve`.
+
+For each model and context size: start `edge serve` on a loopback port, send the worst case the plan
+describes (a prompt that fills the context window, and on a model with a vision projector the largest
+image budget), read the server process's peak resident set (VmHWM in /proc/PID/status), stop it, and
+compare with `plan_memory` for the same settings. The plan must be within ±15 %.
+
+    .venv/bin/python benchmarks/bench_plan.py                    # demo + test model, ctx 2048 8192 32768
+    .venv/bin/python benchmarks/bench_plan.py --ctx 4096 --models demo
+    .venv/bin/python benchmarks/bench_plan.py --parallel 1 4     # once `edge serve --parallel` exists
+    .venv/bin/python benchmarks/bench_plan.py --baseline         # re-measure RUNTIME_BASELINE_BYTES
+
+Linux only (reads /proc). Writes benchmarks/results/plan-vs-rss.json and .md unless --no-write.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results"
+TOLERANCE = 0.15
+MAX_TOKENS = 8
+
+
+@dataclass(frozen=True)
+class Case:
+    model: str  # "demo" or "test"
+    ctx: int
+    parallel: int
+
+
+@dataclass(frozen=True)
+class Measurement:
+    case: Case
+    predicted: int
+    measured: int
+    prompt_tokens: int
+    image: bool
+
+    @property
+    def error(self) -> float:
+        return (self.predicted - self.measured) / self.measured
+
+
+# -------------------------------------------------------------------------------------------- serving
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _peak_rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc status")
+
+
+def _start(args: list[str], log: Path) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    handle = log.open("w")
+    process = subprocess.Popen([sys.executable, "-m", "edge.cli", "serve", "--port", str(port), *args],
+                               stdout=handle, stderr=subprocess.STDOUT, cwd=REPO)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"edge serve exited {process.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                return process, base
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    process.kill()
+    raise RuntimeError(f"edge serve did not start:\n{log.read_text()}")
+
+
+def _image_part(tokens: int) -> dict:
+    """A PNG exactly as large as the ``high`` budget allows (48-pixel tiles), sent at ``detail: high``."""
+    from PIL import Image
+
+    from edge.runtime.images import fit_size
+
+    side = 48 * int(tokens ** 0.5) * 2  # larger than the budget: the server resizes it down to the budget
+    width, height = fit_size(side, side, tokens)
+    image = Image.linear_gradient("L").convert("RGB").resize((width, height))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    url = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return {"type": "image_url", "image_url": {"url": url, "detail": "high"}}
+
+
+def _messages(words: int, image: dict | None) -> list[dict]:
+    text = " ".join(f"lighthouse{index % 97}" for index in range(words))
+    content = [{"type": "text", "text": text}] + ([image] if image else [])
+    return [{"role": "user", "content": content}]
+
+
+def _anthropic_messages(messages: list[dict]) -> list[dict]:
+    parts = []
+    for part in messages[0]["content"]:
+        if part["type"] == "text":
+            parts.append({"type": "text", "text": part["text"]})
+        else:
+            media, data = part["image_url"]["url"][5:].split(";base64,")
+            parts.append({"type": "image", "source": {"type": "base64", "media_type": media, "data": data}})
+    return [{"role": "user", "content": parts}]
+
+
+def _count(base: str, model: str, messages: list[dict]) -> int:
+    response = httpx.post(f"{base}/v1/messages/count_tokens", timeout=120,
+                          json={"model": model, "messages": _anthropic_messages(messages)})
+    response.raise_for_status()
+    return response.json()["input_tokens"]
+
+
+def _fill_context(base: str, model: str, ctx: int, image: dict | None) -> tuple[list[dict], int]:
+    """The longest prompt that leaves room for MAX_TOKENS: count, scale, recount."""
+    target = ctx - MAX_TOKENS - 4
+    words = max(16, target // 2)
+    for _ in range(6):
+        messages = _messages(words, image)
+        counted = _count(base, model, messages)
+        if target - 64 <= counted <= target:
+            return messages, counted
+        words = max(1, int(words * (target - 32) / counted))
+    return messages, counted
+
+
+def _worst_case(base: str, ctx: int, with_image: bool, image_tokens: int) -> int:
+    model = httpx.get(f"{base}/v1/models").json()["data"][0]["id"]
+    image = _image_part(image_tokens) if with_image else None
+    messages, counted = _fill_context(base, model, ctx, image)
+    response = httpx.post(f"{base}/v1/chat/completions", timeout=1800, json={
+        "model": model, "messages": messages, "max_tokens": MAX_TOKENS, "temperature": 0,
+        "enable_thinking": False} if with_image else {
+        "model": model, "messages": messages, "max_tokens": MAX_TOKENS, "temperature": 0})
+    response.raise_for_status()
+    return response.json()["usage"]["prompt_tokens"] or counted
+
+
+# ------------------------------------------------------------------------------------------------ plan
+
+def _predict(model_path: Path, mmproj: Path | None, args: list[str]) -> int:
+    from edge.cli import build_parser
+    from edge.device.doctor import repack_types_here
+    from edge.device.plan import PlanConfig, plan_memory
+    from edge.device.shape import shape_from_gguf
+    from edge.settings import settings_from
+
+    settings = settings_from(build_parser().parse_args(["serve", *args]), environ={})
+    config = PlanConfig.from_settings(settings, repack_types_here(settings.extra_bufts), with_images=bool(mmproj))
+    return plan_memory(shape_from_gguf(model_path, mmproj), config).host
+
+
+def _model_files(name: str, work: Path) -> tuple[Path, Path | None, list[str]]:
+    if name == "demo":
+        from edge.runtime.sources import demo_model
+        from edge.settings import Settings
+
+        return demo_model(Settings().cache_dir).model, None, []
+    from edge.convert.fixtures import build_test_models
+
+    models = build_test_models(work / "test-model", "tiny")
+    return models.text_gguf, models.mmproj_gguf, ["--model", str(models.text_gguf.parent)]
+
+
+def run_case(case: Case, work: Path, serve_parallel: bool) -> Measurement:
+    model_path, mmproj, model_args = _model_files(case.model, work)
+    args = [*model_args, "--ctx-size", str(case.ctx)]
+    if serve_parallel:
+        args += ["--parallel", str(case.parallel)]
+    from edge.settings import Settings
+
+    image_tokens = Settings().image_high_tokens
+    with_image = mmproj is not None and case.ctx > image_tokens + 256
+    predicted = _predict(model_path, mmproj if with_image else None, args)
+    process, base = _start(args, work / f"serve-{case.model}-{case.ctx}-{case.parallel}.log")
+    try:
+        prompt_tokens = _worst_case(base, case.ctx, with_image, image_tokens)
+        measured = _peak_rss(process.pid)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    return Measurement(case, predicted, measured, prompt_tokens, with_image)
+
+
+# -------------------------------------------------------------------------------------------- baseline
+
+_BASELINE_CHILD = r"""
+import threading, time, httpx, uvicorn
+import edge.cli, edge.server.app, llama_cpp
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from edge.runtime.hardware import cpu_extra_buffer_types
+cpu_extra_buffer_types()          # loads ggml's backends, as every model load does
+llama_cpp.llama_backend_init()
+app = Starlette(routes=[Route("/health", lambda request: JSONResponse({"status": "ok"}))])
+server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=PORT, log_level="warning"))
+threading.Thread(target=server.run, daemon=True).start()
+while True:
+    try:
+        if httpx.get("http://127.0.0.1:PORT/health").status_code == 200: break
+    except httpx.HTTPError: time.sleep(0.1)
+print([l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1])
+server.should_exit = True
+"""
+
+
+def measure_baseline(runs: int) -> int:
+    samples = []
+    for _ in range(runs):
+        code = _BASELINE_CHILD.replace("PORT", str(_free_port()))
+        output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                                check=True).stdout
+        samples.append(int(output.strip().splitlines()[-1]) * 1024)
+    return int(statistics.median(samples))
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+def _serve_supports_parallel() -> bool:
+    help_text = subprocess.run([sys.executable, "-m", "edge.cli", "serve", "--help"], capture_output=True,
+                               text=True, cwd=REPO).stdout
+    return "--parallel" in help_text
+
+
+def _table(measurements: list[Measurement]) -> str:
+    rows = ["| model | ctx | parallel | prompt tokens | image | plan MiB | measured peak RSS MiB | error |",
+            "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |"]
+    for item in measurements:
+        rows.append(f"| {item.case.model} | {item.case.ctx} | {item.case.parallel} | {item.prompt_tokens} | "
+                    f"{'1120 tokens' if item.image else '-'} | {item.predicted / 2**20:.1f} | "
+                    f"{item.measured / 2**20:.1f} | {item.error:+.1%} |")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["demo", "test"], choices=["demo", "test"])
+    parser.add_argument("--ctx", nargs="+", type=int, default=[2048, 8192, 32768])
+    parser.add_argument("--parallel", nargs="+", type=int, default=[1])
+    parser.add_argument("--baseline", action="store_true", help="measure the runtime baseline and exit")
+    parser.add_argument("--runs", type=int, default=5, help="baseline runs (median)")
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args(argv)
+    if args.baseline:
+        print(f"runtime baseline (median of {args.runs}): {measure_baseline(args.runs) / 2**20:.1f} MiB")
+        return 0
+    serve_parallel = _serve_supports_parallel()
+    if not serve_parallel and args.parallel != [1]:
+        parser.error("this `edge serve` has no --parallel flag yet: only --parallel 1 can be measured")
+    measurements = []
+    with tempfile.TemporaryDirectory(prefix="bench-plan-") as work:
+        for model in args.models:
+            for ctx in args.ctx:
+                for parallel in args.parallel:
+                    measurement = run_case(Case(model, ctx, parallel), Path(work), serve_parallel)
+                    print(f"{model} ctx {ctx} x{parallel}: plan {measurement.predicted / 2**20:.1f} MiB, "
+                          f"measured {measurement.measured / 2**20:.1f} MiB ({measurement.error:+.1%})", flush=True)
+                    measurements.append(measurement)
+    table = _table(measurements)
+    print(table)
+    if not args.no_write:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        command = "benchmarks/bench_plan.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        (RESULTS / "plan-vs-rss.md").write_text(f"`{command.strip()}`\n\n{table}\n")
+        (RESULTS / "plan-vs-rss.json").write_text(json.dumps([{
+            "model": item.case.model, "ctx": item.case.ctx, "parallel": item.case.parallel,
+            "prompt_tokens": item.prompt_tokens, "image": item.image, "predicted_bytes": item.predicted,
+            "measured_peak_rss_bytes": item.measured, "error": round(item.error, 4)} for item in measurements],
+            indent=2) + "\n")
+    worst = max((abs(item.error) for item in measurements), default=0.0)
+    print(f"worst error {worst:.1%} (tolerance ±{TOLERANCE:.0%})")
+    return 0 if worst <= TOLERANCE else 1
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO))
+    os.chdir(REPO)
+    sys.exit(main())
