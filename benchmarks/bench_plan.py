@@ -9,6 +9,7 @@ compare with `plan_memory` for the same settings. The plan must be within ±15 %
     .venv/bin/python benchmarks/bench_plan.py --ctx 4096 --models demo
     .venv/bin/python benchmarks/bench_plan.py --parallel 1 4     # once `edge serve --parallel` exists
     .venv/bin/python benchmarks/bench_plan.py --baseline         # re-measure RUNTIME_BASELINE_BYTES
+    .venv/bin/python benchmarks/bench_plan.py --image-baseline   # re-measure IMAGE_BYTES_PER_PIXEL
 
 Linux only (reads /proc). Writes benchmarks/results/plan-vs-rss.json and .md unless --no-write.
 """
@@ -39,9 +40,13 @@ MAX_TOKENS = 8
 
 @dataclass(frozen=True)
 class Case:
-    model: str  # "demo" or "test"
+    model: str  # "demo", "test" (text only) or "test+image" (one image at the largest budget as well)
     ctx: int
     parallel: int
+
+    @property
+    def with_image(self) -> bool:
+        return self.model.endswith("+image")
 
 
 @dataclass(frozen=True)
@@ -127,38 +132,57 @@ def _anthropic_messages(messages: list[dict]) -> list[dict]:
 def _count(base: str, model: str, messages: list[dict]) -> int:
     response = httpx.post(f"{base}/v1/messages/count_tokens", timeout=120,
                           json={"model": model, "messages": _anthropic_messages(messages)})
-    response.raise_for_status()
-    return response.json()["input_tokens"]
+    if response.status_code == 200:
+        return response.json()["input_tokens"]
+    import re
+
+    over = re.search(r"resulted in (\d+) tokens", response.text)  # longer than the window: still counted
+    if response.status_code == 400 and over:
+        return int(over.group(1))
+    raise RuntimeError(f"count_tokens failed: {response.status_code} {response.text[:300]}")
 
 
 def _fill_context(base: str, model: str, ctx: int, image: dict | None) -> tuple[list[dict], int]:
-    """The longest prompt that leaves room for MAX_TOKENS: count, scale, recount."""
+    """The longest prompt that leaves room for MAX_TOKENS: measure tokens per word, scale, then trim."""
     target = ctx - MAX_TOKENS - 4
-    words = max(16, target // 2)
-    for _ in range(6):
+    fixed = _count(base, model, _messages(1, image))
+    per_word = (_count(base, model, _messages(65, image)) - fixed) / 64
+    words = max(1, int((target - fixed) / per_word))
+    while True:
         messages = _messages(words, image)
         counted = _count(base, model, messages)
-        if target - 64 <= counted <= target:
+        if counted <= target:
             return messages, counted
-        words = max(1, int(words * (target - 32) / counted))
-    return messages, counted
+        words -= max(1, int((counted - target) / per_word))
 
 
 def _worst_case(base: str, ctx: int, with_image: bool, image_tokens: int) -> int:
+    """Fill the window and generate. The Anthropic count prices an image at the ``auto`` budget, chat at
+    ``high``: a 400 ``context_length_exceeded`` says exactly how many tokens the prompt had, so trim by that."""
+    import re
+
     model = httpx.get(f"{base}/v1/models").json()["data"][0]["id"]
     image = _image_part(image_tokens) if with_image else None
     messages, counted = _fill_context(base, model, ctx, image)
-    response = httpx.post(f"{base}/v1/chat/completions", timeout=1800, json={
-        "model": model, "messages": messages, "max_tokens": MAX_TOKENS, "temperature": 0,
-        "enable_thinking": False} if with_image else {
-        "model": model, "messages": messages, "max_tokens": MAX_TOKENS, "temperature": 0})
-    response.raise_for_status()
-    return response.json()["usage"]["prompt_tokens"] or counted
+    per_word = max(1.0, counted / max(1, len(messages[0]["content"][0]["text"].split())))
+    words = len(messages[0]["content"][0]["text"].split())
+    for _ in range(8):
+        body = {"model": model, "messages": _messages(words, image), "max_tokens": MAX_TOKENS, "temperature": 0}
+        if with_image:
+            body["enable_thinking"] = False  # the Anthropic count has thinking off
+        response = httpx.post(f"{base}/v1/chat/completions", timeout=1800, json=body)
+        if response.status_code == 200:
+            return response.json()["usage"]["prompt_tokens"]
+        found = re.search(r"\((\d+) in the messages", response.text)
+        if response.status_code != 400 or not found:
+            raise RuntimeError(f"the worst-case request failed: {response.status_code} {response.text[:300]}")
+        words -= int((int(found.group(1)) + MAX_TOKENS - ctx) / per_word) + 1
+    raise RuntimeError("could not fit the prompt to the context window")
 
 
 # ------------------------------------------------------------------------------------------------ plan
 
-def _predict(model_path: Path, mmproj: Path | None, args: list[str]) -> int:
+def _predict(model_path: Path, mmproj: Path | None, args: list[str], with_image: bool) -> int:
     from edge.cli import build_parser
     from edge.device.doctor import repack_types_here
     from edge.device.plan import PlanConfig, plan_memory
@@ -166,7 +190,7 @@ def _predict(model_path: Path, mmproj: Path | None, args: list[str]) -> int:
     from edge.settings import settings_from
 
     settings = settings_from(build_parser().parse_args(["serve", *args]), environ={})
-    config = PlanConfig.from_settings(settings, repack_types_here(settings.extra_bufts), with_images=bool(mmproj))
+    config = PlanConfig.from_settings(settings, repack_types_here(settings.extra_bufts), with_images=with_image)
     return plan_memory(shape_from_gguf(model_path, mmproj), config).host
 
 
@@ -183,15 +207,17 @@ def _model_files(name: str, work: Path) -> tuple[Path, Path | None, list[str]]:
 
 
 def run_case(case: Case, work: Path, serve_parallel: bool) -> Measurement:
-    model_path, mmproj, model_args = _model_files(case.model, work)
+    model_path, mmproj, model_args = _model_files(case.model.split("+")[0], work)
     args = [*model_args, "--ctx-size", str(case.ctx)]
     if serve_parallel:
         args += ["--parallel", str(case.parallel)]
     from edge.settings import Settings
 
     image_tokens = Settings().image_high_tokens
-    with_image = mmproj is not None and case.ctx > image_tokens + 256
-    predicted = _predict(model_path, mmproj if with_image else None, args)
+    with_image = case.with_image
+    if with_image and (mmproj is None or case.ctx < image_tokens + 256):
+        raise SystemExit(f"{case.model} at ctx {case.ctx}: needs a projector and room for a {image_tokens}-token image")
+    predicted = _predict(model_path, mmproj, args, with_image)
     process, base = _start(args, work / f"serve-{case.model}-{case.ctx}-{case.parallel}.log")
     try:
         prompt_tokens = _worst_case(base, case.ctx, with_image, image_tokens)
@@ -204,35 +230,57 @@ def run_case(case: Case, work: Path, serve_parallel: bool) -> Measurement:
 
 # -------------------------------------------------------------------------------------------- baseline
 
-_BASELINE_CHILD = r"""
-import threading, time, httpx, uvicorn
-import edge.cli, edge.server.app, llama_cpp
-from starlette.applications import Starlette
-from starlette.responses import JSONResponse
-from starlette.routing import Route
-from edge.runtime.hardware import cpu_extra_buffer_types
-cpu_extra_buffer_types()          # loads ggml's backends, as every model load does
-llama_cpp.llama_backend_init()
-app = Starlette(routes=[Route("/health", lambda request: JSONResponse({"status": "ok"}))])
-server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=PORT, log_level="warning"))
-threading.Thread(target=server.run, daemon=True).start()
-while True:
-    try:
-        if httpx.get("http://127.0.0.1:PORT/health").status_code == 200: break
-    except httpx.HTTPError: time.sleep(0.1)
-print([l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1])
-server.should_exit = True
-"""
+def measure_baseline(runs: int, work: Path) -> int:
+    """The runtime's own resident size: a real `edge serve` of the tiny test model at the smallest
+    context, after one short request, less everything the plan attributes to that model (a few MiB)."""
+    from edge.device.plan import RUNTIME_BASELINE_BYTES
 
-
-def measure_baseline(runs: int) -> int:
+    model_path, mmproj, model_args = _model_files("test", work)
+    args = [*model_args, "--ctx-size", "256", "--batch-size", "64"]
+    model_terms = _predict(model_path, mmproj, args, with_image=False) - RUNTIME_BASELINE_BYTES
     samples = []
-    for _ in range(runs):
-        code = _BASELINE_CHILD.replace("PORT", str(_free_port()))
-        output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
-                                check=True).stdout
-        samples.append(int(output.strip().splitlines()[-1]) * 1024)
+    for run in range(runs):
+        process, base = _start(args, work / f"baseline-{run}.log")
+        try:
+            model = httpx.get(f"{base}/v1/models").json()["data"][0]["id"]
+            httpx.post(f"{base}/v1/chat/completions", timeout=300, json={
+                "model": model, "messages": [{"role": "user", "content": "hello"}], "max_tokens": 4}).raise_for_status()
+            samples.append(_peak_rss(process.pid) - model_terms)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
     return int(statistics.median(samples))
+
+
+def measure_image_cost(work: Path) -> float:
+    """Host bytes per image pixel: the peak RSS an image at the largest budget adds to a text request,
+    less the vision graph's buffer the plan computes, over the image's pixels."""
+    from dataclasses import replace
+
+    from edge.device.plan import PlanConfig, plan_memory
+    from edge.device.shape import shape_from_gguf
+    from edge.settings import Settings
+
+    model_path, mmproj, model_args = _model_files("test", work)
+    tokens = Settings().image_high_tokens
+    process, base = _start([*model_args, "--ctx-size", "4096"], work / "image-baseline.log")
+    try:
+        model = httpx.get(f"{base}/v1/models").json()["data"][0]["id"]
+        body = {"model": model, "max_tokens": 4, "enable_thinking": False}
+        httpx.post(f"{base}/v1/chat/completions", timeout=600,
+                   json={**body, "messages": _messages(64, None)}).raise_for_status()
+        text_peak = _peak_rss(process.pid)
+        httpx.post(f"{base}/v1/chat/completions", timeout=600,
+                   json={**body, "messages": _messages(64, _image_part(tokens))}).raise_for_status()
+        image_peak = _peak_rss(process.pid)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    plan = plan_memory(shape_from_gguf(model_path, mmproj), replace(PlanConfig(ctx_size=4096), image_tokens=tokens))
+    encoder = next(term.host for term in plan.terms if term.name == "vision encoder compute")
+    projector = shape_from_gguf(model_path, mmproj).projector
+    pixels = tokens * (projector.patch_size * projector.merge) ** 2
+    return (image_peak - text_peak - encoder) / pixels
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -255,15 +303,24 @@ def _table(measurements: list[Measurement]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=["demo", "test"], choices=["demo", "test"])
-    parser.add_argument("--ctx", nargs="+", type=int, default=[2048, 8192, 32768])
+    parser.add_argument("--models", nargs="+", default=["demo", "test", "test+image"],
+                        choices=["demo", "test", "test+image"])
+    parser.add_argument("--ctx", nargs="+", type=int, default=[2048, 8192, 32768],
+                        help="context sizes (test+image skips those too small for its image)")
     parser.add_argument("--parallel", nargs="+", type=int, default=[1])
     parser.add_argument("--baseline", action="store_true", help="measure the runtime baseline and exit")
+    parser.add_argument("--image-baseline", action="store_true", help="measure the bytes per image pixel and exit")
     parser.add_argument("--runs", type=int, default=5, help="baseline runs (median)")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     if args.baseline:
-        print(f"runtime baseline (median of {args.runs}): {measure_baseline(args.runs) / 2**20:.1f} MiB")
+        with tempfile.TemporaryDirectory(prefix="bench-plan-") as work:
+            baseline = measure_baseline(args.runs, Path(work))
+        print(f"runtime baseline (median of {args.runs}): {baseline / 2**20:.1f} MiB")
+        return 0
+    if args.image_baseline:
+        with tempfile.TemporaryDirectory(prefix="bench-plan-") as work:
+            print(f"image buffers: {measure_image_cost(Path(work)):.1f} bytes per pixel")
         return 0
     serve_parallel = _serve_supports_parallel()
     if not serve_parallel and args.parallel != [1]:
@@ -272,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-plan-") as work:
         for model in args.models:
             for ctx in args.ctx:
+                if model.endswith("+image") and ctx < 1120 + 256:
+                    continue
                 for parallel in args.parallel:
                     measurement = run_case(Case(model, ctx, parallel), Path(work), serve_parallel)
                     print(f"{model} ctx {ctx} x{parallel}: plan {measurement.predicted / 2**20:.1f} MiB, "

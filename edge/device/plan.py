@@ -45,11 +45,15 @@ KV_TYPE_BYTES = {"f32": 4.0, "f16": 2.0, "q8_0": 34 / 32}
 # Measured on this project's machines (x86-64, llama-cpp-python 0.3.36 CPU build, Python 3.11):
 # `benchmarks/bench_plan.py --baseline` — peak RSS of `edge serve`'s imports, server and llama.cpp's CPU
 # backend without a model (median of 5 runs).
-RUNTIME_BASELINE_BYTES = 92 * MIB
+RUNTIME_BASELINE_BYTES = 90 * MIB
 # resident bytes per vocabulary entry once llama.cpp has loaded the vocabulary (token text, score, type,
 # the text->id map): the demo model's 262,144 entries added 41.6 MiB of anonymous memory with weight
 # repacking off, the tiny test model's 2,684 entries 0.7 MiB.
 VOCAB_BYTES_PER_TOKEN = 166
+# host bytes per image pixel while an image is prepared and encoded (Pillow's decoded and fitted RGB
+# copies, mtmd's bitmap, clip's normalised f32 image, the allocator's high-water mark around them):
+# `benchmarks/bench_plan.py --image-baseline` on the test model, less the vision graph's own buffer
+IMAGE_BYTES_PER_PIXEL = 24
 # floats per token alive at a layer's peak during a full batch (residual, norm, FFN gate/up/product and
 # the quantized-input work buffer), plus the per-layer embedding inputs that live through every layer
 _ACTIVATION_EMBD = 3
@@ -248,10 +252,15 @@ def _projector_terms(shape: ModelShape, config: PlanConfig) -> tuple[Term, ...]:
     if not config.image_tokens or not projector.hidden:
         return (weights,)
     patches = config.image_tokens * projector.merge * projector.merge
-    per_patch = 4 * projector.hidden + 2 * projector.ff  # residual, norm, QKV/attention out, FFN pair
-    compute = patches * per_patch * 4
-    return (weights, Term("vision encoder compute", host=0 if on_gpu else compute, device=compute if on_gpu else 0,
-                          detail=f"{config.image_tokens} soft tokens = {patches:,} patches, flash attention"))
+    pixels = patches * projector.patch_size * projector.patch_size
+    # clip's graph: the f32 image as its input tensor, then per patch the residual, norms, Q/K/V and
+    # attention output and the FFN pair (flash attention: no patches x patches score matrix)
+    compute = patches * (projector.patch_size ** 2 * 3 * 4 + (6 * projector.hidden + 2 * projector.ff) * 4)
+    return (weights,
+            Term("vision encoder compute", host=0 if on_gpu else compute, device=compute if on_gpu else 0,
+                 detail=f"{config.image_tokens} soft tokens = {patches:,} patches, flash attention"),
+            Term("image buffers", host=pixels * IMAGE_BYTES_PER_PIXEL,
+                 detail=f"{pixels:,} pixels decoded, fitted and normalised x {IMAGE_BYTES_PER_PIXEL} bytes (measured)"))
 
 
 def _kv_term(shape: ModelShape, config: PlanConfig, on_gpu: list[bool], full_cells: int, swa_cells: int) -> Term:
