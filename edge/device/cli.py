@@ -131,7 +131,10 @@ def run_pull(args: argparse.Namespace) -> int:
 
     from edge.device.pull import pull
 
-    logging.basicConfig(level=logging.INFO, format="edge: %(message)s")
+    announce = logging.StreamHandler()
+    announce.setFormatter(logging.Formatter("edge: %(message)s"))
+    logging.getLogger("edge.runtime").addHandler(announce)  # one line per file; huggingface-hub draws the bar
+    logging.getLogger("edge.runtime").setLevel(logging.INFO)
     files = pull(args.name)
     print(f"edge: {args.name} is in the Hugging Face cache:\n  model   {files.model}"
           + (f"\n  mmproj  {files.mmproj}" if files.mmproj else "\n  (no vision projector in the repo)")

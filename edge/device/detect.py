@@ -63,8 +63,8 @@ class Sources:
 
 class RecordedSources(Sources):
     """A machine recorded into a folder: ``system.json`` ({"system", "machine", "release", "cpus"}), files
-    under their own path (``proc/cpuinfo``, ``etc/nv_tegra_release``) and command outputs as
-    ``commands/<argv joined by spaces, / replaced by _>.txt``."""
+    under their own path (``proc/cpuinfo``, ``etc/nv_tegra_release``) and the output of each program as
+    ``commands/<program>.txt`` (detect.py runs every program with one fixed set of arguments)."""
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
@@ -87,12 +87,8 @@ class RecordedSources(Sources):
         return recorded.read_text() if recorded.is_file() else None
 
     def run(self, command: list[str]) -> str | None:
-        recorded = self.folder / "commands" / (command_file_name(command) + ".txt")
+        recorded = self.folder / "commands" / f"{command[0]}.txt"
         return recorded.read_text() if recorded.is_file() else None
-
-
-def command_file_name(command: list[str]) -> str:
-    return re.sub(r"[^A-Za-z0-9_.,=-]+", "_", " ".join(command))[:120]
 
 
 # ------------------------------------------------------------------------------------------------- CPU
@@ -407,9 +403,11 @@ def _detect_linux(sources: Sources) -> Machine:
     memory = parse_meminfo(sources.read("/proc/meminfo") or "")
     smi = sources.run(NVIDIA_SMI_QUERY)
     gpus = parse_nvidia_smi(smi) if smi else []
-    if smi is None:
-        notes.append("nvidia-smi not found or failed: no NVIDIA driver visible")
     board = _board(sources)
+    if smi is None and board is None:
+        notes.append("nvidia-smi not found or failed: no NVIDIA driver visible")
+    elif smi is None and board.is_jetson:
+        notes.append("no nvidia-smi (Jetson Linux before JetPack 6 ships none): the GPU shows as llama.cpp's device")
     distro = parse_os_release(sources.read("/etc/os-release") or "")
     os_name = f"Linux {sources.release()}" + (f" ({distro})" if distro else "")
     return Machine(os=os_name, cpu=cpu, memory=memory, gpus=tuple(gpus), board=board, notes=tuple(notes))

@@ -95,12 +95,14 @@ def repack_types_here(choice: ExtraBuffers = ExtraBuffers.AUTO) -> frozenset[str
 
 def machine_budget(machine: Machine, devices: tuple[BackendDevice, ...] | list[BackendDevice]) -> Budget:
     """Available system memory, and the free memory of the largest discrete GPU llama.cpp can use."""
-    discrete = [device for device in devices if device.type == "GPU" and device.memory_total]
-    gpu_free = max((device.memory_free for device in discrete), default=None)
-    unified = machine.unified_memory or (bool(devices) and not discrete and
-                                         any(device.type == "IGPU" for device in devices))
-    return Budget("this machine", host=machine.memory.available, device=None if unified else gpu_free,
-                  unified=unified)
+    gpus = [device for device in devices if device.type in _GPU_DEVICE_TYPES and device.memory_total]
+    unified = machine.unified_memory or any(device.type == "IGPU" for device in gpus)
+    gpu_free = max((device.memory_free for device in gpus), default=None)
+    if unified:
+        # Metal reports the working set macOS lets the GPU wire, CUDA on a Jetson the kernel's MemAvailable:
+        # both are what a unified-memory load may use, and macOS's own "available" undercounts it
+        return Budget("this machine", host=max(machine.memory.available, gpu_free or 0), unified=True)
+    return Budget("this machine", host=machine.memory.available, device=gpu_free)
 
 
 # ------------------------------------------------------------------------------------------ recommend
@@ -132,8 +134,7 @@ def recommend(machine: Machine, devices: tuple[BackendDevice, ...], repack_types
     for model in _candidates(profile.model):
         result = verdict(_known_shape(model), config, budget)
         if result.fits:
-            reasons.append(f"{model} at ctx {config.ctx_size:,} plans {result.used / GIB:.1f} GiB of "
-                           f"{result.limit / GIB:.1f} GiB {result.pool}")
+            reasons.append(f"{model} at ctx {config.ctx_size:,} plans {result.summary}")
             return Recommendation(name, model, config.ctx_size, gpu_layers, tuple(reasons), gpu_flag)
         if result.largest_ctx:
             reasons.append(f"{model} fits only up to ctx {result.largest_ctx:,} here "
@@ -201,10 +202,11 @@ def format_report(report: Report) -> str:
              f"available" + (" (unified with the GPU)" if machine.unified_memory else "")]
     for gpu in machine.gpus:
         memory = f", {gpu.memory_total / GIB:.1f} GiB ({gpu.memory_free / GIB:.1f} free)" if gpu.memory_total else ""
+        name = gpu.name if gpu.name.startswith(gpu.vendor) else f"{gpu.vendor} {gpu.name}"
         extra = (f", driver {gpu.driver}" if gpu.driver else "") + (
             f", compute capability {gpu.compute_capability}" if gpu.compute_capability else "") + (
             f", {gpu.cores} cores" if gpu.cores else "") + (f", {gpu.metal}" if gpu.metal else "")
-        lines.append(f"  gpu:         {gpu.vendor} {gpu.name}{memory}{extra}")
+        lines.append(f"  gpu:         {name}{memory}{extra}")
     if not machine.gpus:
         lines.append("  gpu:         none visible to a driver")
     if machine.board:

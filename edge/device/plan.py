@@ -165,10 +165,20 @@ class Verdict:
     limit: int
     pool: str  # "system memory", "GPU memory" or "unified memory"
     largest_ctx: int | None = None  # the largest ctx_size that fits with the other settings unchanged
+    host_used: int = 0
+    device_used: int = 0
+
+    @property
+    def summary(self) -> str:
+        if self.budget.device is not None and self.device_used:
+            return (f"{self.device_used / GIB:.1f} GiB of {self.budget.device / GIB:.1f} GiB GPU memory and "
+                    f"{self.host_used / GIB:.1f} GiB of {self.budget.host / GIB:.1f} GiB system memory")
+        return f"{self.used / GIB:.1f} GiB of {self.limit / GIB:.1f} GiB {self.pool}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"fits": self.fits, "budget": self.budget.__dict__, "used_bytes": self.used,
-                "limit_bytes": self.limit, "pool": self.pool, "largest_ctx_size": self.largest_ctx}
+                "limit_bytes": self.limit, "pool": self.pool, "largest_ctx_size": self.largest_ctx,
+                "summary": self.summary}
 
 
 # ------------------------------------------------------------------------------------------------ terms
@@ -325,7 +335,7 @@ def _activation_floats(shape: ModelShape, layer: Layer) -> int:
 def verdict(shape: ModelShape, config: PlanConfig, budget: Budget) -> Verdict:
     plan = plan_memory(shape, config)
     fits, used, limit, pool = _fits(plan, budget)
-    return Verdict(fits, budget, used, limit, pool, largest_context(shape, config, budget))
+    return Verdict(fits, budget, used, limit, pool, largest_context(shape, config, budget), plan.needed, plan.device)
 
 
 def _fits(plan: MemoryPlan, budget: Budget) -> tuple[bool, int, int, str]:
@@ -378,8 +388,7 @@ def format_plan(plan: MemoryPlan, result: Verdict | None = None) -> str:
     if result is not None:
         lines.append("")
         state = "fits" if result.fits else "does NOT fit"
-        lines.append(f"verdict for {result.budget.name}: {state} — {result.used / GIB:.2f} GiB of "
-                     f"{result.limit / GIB:.2f} GiB {result.pool}")
+        lines.append(f"verdict for {result.budget.name}: {state} — {result.summary}")
         if result.largest_ctx is None:
             lines.append("  no context fits with these settings")
         else:

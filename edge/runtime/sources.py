@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from dataclasses import dataclass
@@ -207,12 +208,13 @@ def download_from_hub(repo_id: str, tag: str | None) -> ModelFiles:
     from huggingface_hub.errors import EntryNotFoundError, GatedRepoError, RepositoryNotFoundError
 
     try:
-        sizes = hub_file_sizes(repo_id)
+        with _hub_retries_quiet():  # a hub that cannot be reached is one error line, not one per retry
+            sizes = hub_file_sizes(repo_id)
         model, mmproj = choose_gguf(list(sizes), tag, f"Hugging Face repo {repo_id}")
         paths = {}
         for name in filter(None, (model, mmproj)):
-            log.info("fetching %s (%.2f GiB) from %s into the Hugging Face cache", name, sizes[name] / 2**30, repo_id)
-            paths[name] = Path(hf_hub_download(repo_id, name))
+            log.info("fetching %s (%s) from %s into the Hugging Face cache", name, _size(sizes[name]), repo_id)
+            paths[name] = Path(hf_hub_download(repo_id, name, **_progress_options(hf_hub_download)))
     except GatedRepoError:
         raise ModelSourceError(f"Hugging Face repo {repo_id} is gated: accept its licence on the hub and log in "
                                "(hf auth login), then try again") from None
@@ -225,6 +227,41 @@ def download_from_hub(repo_id: str, tag: str | None) -> ModelFiles:
             f"could not download {repo_id} from {constants.ENDPOINT} ({type(exc).__name__}: {_first_line(exc)}); "
             "without a network, pull it where there is one and copy the cache, or pass a local GGUF") from None
     return ModelFiles(paths[model], paths[mmproj] if mmproj else None, f"Hugging Face hub {repo_id}")
+
+
+@contextlib.contextmanager
+def _hub_retries_quiet():
+    hub_logger = logging.getLogger("huggingface_hub")
+    level = hub_logger.level
+    hub_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        hub_logger.setLevel(level)
+
+
+def _progress_options(download) -> dict:
+    """huggingface-hub draws its bar only on a terminal; in a log (systemd, CI, a pipe) a bar that redraws
+    every 10 s still shows the download is moving. HF_HUB_DISABLE_PROGRESS_BARS=1 silences both."""
+    import inspect
+    import sys
+
+    if sys.stderr.isatty() or "tqdm_class" not in inspect.signature(download).parameters:
+        return {}
+    from huggingface_hub.utils import tqdm as hub_tqdm
+
+    class LogProgress(hub_tqdm):
+        def __init__(self, *args, **kwargs):
+            if kwargs.get("disable") is None:  # None: tqdm's "only on a terminal"
+                kwargs["disable"] = False
+            kwargs.setdefault("mininterval", 10.0)
+            super().__init__(*args, **kwargs)
+
+    return {"tqdm_class": LogProgress}
+
+
+def _size(n_bytes: int) -> str:
+    return f"{n_bytes / 2**30:.2f} GiB" if n_bytes >= 2**30 else f"{n_bytes / 2**20:.1f} MiB"
 
 
 def _first_line(error: BaseException) -> str:
