@@ -1,7 +1,7 @@
 """What the memory plan needs to know about a model: its layers, vocabulary and weight bytes.
 
-A shape is read from a GGUF's metadata and tensor table (``shape_from_gguf``: the file is memory-mapped
-by the ``gguf`` package, no tensor data is read), or built from a known architecture when the file is not
+A shape is read from a GGUF's metadata and tensor table (``shape_from_gguf``: ggml's own GGUF parser, no
+tensor data is read), or built from a known architecture when the file is not
 here (``known_shape("gemma-4-e4b", "Q4_K_M")``). The fields mirror what llama.cpp itself derives while
 loading (src/llama-model.cpp, src/models/gemma4.cpp in the vendored llama.cpp): which layers use the
 sliding window, which layers have their own KV cache, the K/V widths per layer, and which tensors llama.cpp
@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
+
+from edge.device.gguf_meta import GGUFError, read_gguf
 
 # llama.cpp's default sliding-window patterns for architectures whose GGUF carries no per-layer array:
 # every n-th layer is global (llama_hparams::set_swa_pattern, called from each model's loader)
@@ -83,21 +85,16 @@ class ModelShape:
 # ------------------------------------------------------------------------------------------------ GGUF
 
 def shape_from_gguf(path: str | Path, mmproj: str | Path | None = None) -> ModelShape:
-    import gguf
-
     path = Path(path)
     try:
-        reader = gguf.GGUFReader(path)
-    except (ValueError, OSError) as exc:
-        raise ShapeError(f"{path}: not a readable GGUF file ({exc})") from exc
-    meta = _Metadata({name: value.contents() for name, value in reader.fields.items()
-                      if not name.startswith("tokenizer.ggml.") or name == "tokenizer.ggml.tokens"}, path)
-    tensors = [(tensor.name, int(tensor.n_bytes), tensor.tensor_type.name, len(tensor.shape))
-               for tensor in reader.tensors]
+        gguf = read_gguf(path)
+    except GGUFError as exc:
+        raise ShapeError(str(exc)) from exc
+    meta = _Metadata(gguf.values, path)
+    tensors = [(tensor.name, tensor.n_bytes, tensor.type_name, tensor.n_dims) for tensor in gguf.tensors]
     arch = meta.text("general.architecture")
     layers = _layers(meta, arch)
-    tokens = meta.raw.get("tokenizer.ggml.tokens")
-    n_vocab = len(tokens) if tokens else _embedding_rows(reader)
+    n_vocab = gguf.array_lengths.get("tokenizer.ggml.tokens") or _embedding_rows(tensors)
     return ModelShape(
         name=path.name, architecture=arch, source=f"GGUF {path}",
         n_embd=meta.integer(f"{arch}.embedding_length"), n_vocab=n_vocab,
@@ -109,11 +106,12 @@ def shape_from_gguf(path: str | Path, mmproj: str | Path | None = None) -> Model
 
 
 def projector_from_gguf(path: str | Path) -> Projector:
-    import gguf
-
-    reader = gguf.GGUFReader(Path(path))
-    meta = _Metadata({name: value.contents() for name, value in reader.fields.items()}, Path(path))
-    return Projector(weights=sum(int(tensor.n_bytes) for tensor in reader.tensors),
+    try:
+        gguf = read_gguf(path)
+    except GGUFError as exc:
+        raise ShapeError(str(exc)) from exc
+    meta = _Metadata(gguf.values, Path(path))
+    return Projector(weights=sum(tensor.n_bytes for tensor in gguf.tensors),
                      hidden=meta.integer("clip.vision.embedding_length", 0),
                      ff=meta.integer("clip.vision.feed_forward_length", 0),
                      n_head=meta.integer("clip.vision.attention.head_count", 1),
@@ -181,11 +179,8 @@ def _sliding_pattern(meta: _Metadata, arch: str, n_layer: int) -> list[bool]:
     return [every == 0 or il % every < every - 1 for il in range(n_layer)]
 
 
-def _embedding_rows(reader) -> int:
-    for tensor in reader.tensors:
-        if tensor.name == "token_embd.weight":
-            return int(tensor.shape[-1])
-    raise ShapeError("GGUF has neither tokenizer.ggml.tokens nor token_embd.weight")
+def _embedding_rows(tensors: list[tuple[str, int, str, int]]) -> int:
+    raise ShapeError("GGUF has no tokenizer.ggml.tokens: the vocabulary size is unknown")
 
 
 def _weights(tensors: list[tuple[str, int, str, int]], n_layer: int) -> Weights:
@@ -269,6 +264,16 @@ def gemma4_e4b_shape(quant: str = "Q4_K_M", with_projector: bool = True) -> Mode
         n_embd=arch["n_embd"], n_vocab=arch["n_vocab"], n_ctx_train=arch["n_ctx_train"], n_swa=arch["n_swa"],
         n_embd_per_layer=arch["n_embd_per_layer"], layers=layers, weights=_e4b_weights(layers, recipe),
         projector=arch["projector"] if with_projector else None)
+
+
+def gemma4_e4b_parameters() -> int:
+    """E4B's parameter count from its architecture: 7,517,503,488 (published: "8 B with embeddings")."""
+    arch = GEMMA4_E4B
+    first_shared = arch["n_layer"] - arch["n_kv_shared"]
+    layers = sum(_layer_parameters(_e4b_layer(il, il < first_shared), arch["n_embd"], arch["n_embd_per_layer"])
+                 for il in range(arch["n_layer"]))
+    embeddings = (arch["n_embd"] + arch["n_embd_per_layer"] * arch["n_layer"]) * arch["n_vocab"]
+    return layers + embeddings + arch["n_embd"] * arch["n_embd_per_layer"] * arch["n_layer"]
 
 
 def _e4b_layer(il: int, has_kv: bool) -> Layer:
