@@ -19,6 +19,7 @@ def add_device_commands(commands: argparse._SubParsersAction, model_arguments) -
 
     plan = commands.add_parser("plan", help="the memory budget of serving a model, before loading it")
     model_arguments(plan)
+    _add_layout_arguments(plan)
     plan.add_argument("--no-images", dest="images", action="store_false",
                       help="leave out the vision encoder's compute buffer (text-only serving)")
     plan.add_argument("--json", action="store_true", help="print JSON")
@@ -32,6 +33,17 @@ def add_device_commands(commands: argparse._SubParsersAction, model_arguments) -
     listing.add_argument("--known", action="store_true", help="also list the models edge knows by name")
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.set_defaults(handler=run_list)
+
+
+def _add_layout_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--parallel`` and ``--swa-full`` shape the KV cache; added here unless the shared model arguments
+    (which ``edge serve`` also uses) already define them."""
+    if "--parallel" not in parser._option_string_actions:
+        parser.add_argument("--parallel", type=int, help="sequences decoded together; the KV cache holds "
+                                                         "ctx-size x parallel cells (default 1)")
+    if "--swa-full" not in parser._option_string_actions:
+        parser.add_argument("--swa-full", action=argparse.BooleanOptionalAction, default=None,
+                            help="full-size sliding-window KV cache, needed for prefix reuse (default on)")
 
 
 # --------------------------------------------------------------------------------------------- doctor
@@ -110,7 +122,8 @@ def model_shape(spec: str | None, mmproj: str | None, cache_dir: Path, with_proj
         if cached is not None:
             return shape_from_gguf(cached.model, projector or (cached.mmproj if with_projector else None))
         if named.entry.architecture in KNOWN_ARCHITECTURES:
-            return KNOWN_ARCHITECTURES[named.entry.architecture](named.quant, with_projector=with_projector)
+            return KNOWN_ARCHITECTURES[named.entry.architecture](named.quant, with_projector=with_projector,
+                                                                 name=named.spec)
         raise ModelSourceError(f"{named.spec} is not in the Hugging Face cache and its architecture is not "
                                f"built in: edge pull {named.spec} first")
     if spec and "/" in spec and not Path(spec).expanduser().exists():

@@ -187,7 +187,7 @@ def _known_shape(spec: str):
     named = lookup(spec)
     if named.entry.architecture not in KNOWN_ARCHITECTURES:
         raise ShapeError(f"{spec}: no known architecture to plan without the file")
-    return KNOWN_ARCHITECTURES[named.entry.architecture](named.quant)
+    return KNOWN_ARCHITECTURES[named.entry.architecture](named.quant, name=named.spec)
 
 
 # --------------------------------------------------------------------------------------------- format

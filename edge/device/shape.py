@@ -251,7 +251,7 @@ GEMMA4_E4B_QUANTS = {
 }
 
 
-def gemma4_e4b_shape(quant: str = "Q4_K_M", with_projector: bool = True) -> ModelShape:
+def gemma4_e4b_shape(quant: str = "Q4_K_M", with_projector: bool = True, name: str | None = None) -> ModelShape:
     """E4B from its architecture alone: exact KV and compute terms, weight bytes from the quant recipe."""
     if quant.upper() not in GEMMA4_E4B_QUANTS:
         raise ShapeError(f"no size recipe for gemma-4-e4b at {quant} (known: {', '.join(GEMMA4_E4B_QUANTS)})")
@@ -260,7 +260,7 @@ def gemma4_e4b_shape(quant: str = "Q4_K_M", with_projector: bool = True) -> Mode
     first_shared = arch["n_layer"] - arch["n_kv_shared"]
     layers = tuple(_e4b_layer(il, il < first_shared) for il in range(arch["n_layer"]))
     return ModelShape(
-        name=f"gemma-4-e4b:{quant.upper()}", architecture="gemma4", source="known architecture (no file read)",
+        name=name or f"gemma-4-e4b:{quant.upper()}", architecture="gemma4", source="known architecture (no file read)",
         n_embd=arch["n_embd"], n_vocab=arch["n_vocab"], n_ctx_train=arch["n_ctx_train"], n_swa=arch["n_swa"],
         n_embd_per_layer=arch["n_embd_per_layer"], layers=layers, weights=_e4b_weights(layers, recipe),
         projector=arch["projector"] if with_projector else None)
