@@ -22,27 +22,27 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--model", "-m", help="GGUF file, folder, model name (gemma-4-e4b[:QUANT], see edge list "
                                              "--known) or Hugging Face repo id[:QUANT] (default: the embedded demo model)")
     group.add_argument("--mmproj", help="vision projector GGUF (default: found beside the model)")
-    group.add_argument("--model-alias", help="the model id clients send (default: the GGUF file name)")
+    group.add_argument("--model-alias", help="the model id clients send (default: the GGUF file stem)")
     group.add_argument("--ctx-size", "-c", type=int, help="context window in tokens (default 8192)")
     group.add_argument("--batch-size", "-b", type=int, help="prompt tokens per llama.cpp batch (default 512)")
-    group.add_argument("--threads", "-t", type=int, help="CPU threads (default: all available)")
+    group.add_argument("--threads", "-t", type=int, help="CPU threads (default: all available CPUs)")
     group.add_argument("--n-gpu-layers", "-ngl", type=int, help="layers to offload to a GPU (default 0)")
     group.add_argument("--kv-type", choices=["f32", "f16", "q8_0"], help="KV cache type (default f16)")
     group.add_argument("--extra-bufts", type=ExtraBuffers, choices=[choice.value for choice in ExtraBuffers],
                        help="llama.cpp weight repacking: auto turns it off where AMX kernels would crash (default auto)")
     group.add_argument("--profile", help="device profile under the flags and environment: laptop-cpu, "
-                                         "apple-silicon-16gb, jetson-orin-nano-8gb, ... (edge/device/profiles)")
+                                         "apple-silicon-16gb, jetson-orin-nano-8gb, ... (default: none)")
     group.add_argument("--no-mmap", dest="mmap", action="store_const", const=False,
                        help="read the weights into memory instead of memory-mapping the GGUF")
     group.add_argument("--mlock", action="store_const", const=True, help="lock the weights in RAM")
     group.add_argument("--cache-dir", type=Path, help="where the demo model is assembled (default ~/.cache/edge)")
-    group.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    group.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="(default info)")
 
 
 def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default 8080)")
-    parser.add_argument("--api-key", help="require this key (Authorization: Bearer or x-api-key)")
+    parser.add_argument("--api-key", help="require this key (Authorization: Bearer or x-api-key; default: none)")
     parser.add_argument("--max-body-bytes", type=int, help="largest request body accepted (default 32 MiB)")
     parser.add_argument("--cors-origins", type=lambda text: tuple(text.split(",")),
                         help="comma-separated origins allowed by CORS (default: none)")
@@ -54,7 +54,7 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     images.add_argument("--remote-images", action="store_const", const=True,
                         help="fetch http(s) image URLs (public addresses only, no redirects)")
     images.add_argument("--image-max-bytes", type=int, help="largest image in bytes (default 20 MiB)")
-    images.add_argument("--image-max-pixels", type=int, help="largest image in pixels (default 50 M)")
+    images.add_argument("--image-max-pixels", type=int, help="largest image in pixels (default 50,000,000)")
     images.add_argument("--image-max-count", type=int, help="images per request (default 16)")
 
 

@@ -1,4 +1,4 @@
-"""The project's own Jinja chat template in the Gemma 4 turn format (../../shared/GEMMA4.md).
+"""The project's own Jinja chat template in the Gemma 4 turn format.
 
 It is written into the test model's tokenizer_config.json and into every GGUF the converter makes for a
 checkpoint that carries no template. Supported: system/developer turns, thinking on (``enable_thinking``)
