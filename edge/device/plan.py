@@ -243,10 +243,10 @@ def _repack_term(shape: ModelShape, config: PlanConfig, on_gpu: list[bool]) -> T
                      if type_name in config.repack_types)
     layer_total = sum(shape.weights.layers) or 1
     cpu_share = sum(size for size, gpu in zip(shape.weights.layers, on_gpu) if not gpu) / layer_total
-    size = int(repackable * cpu_share)
+    # memory-mapped, the originals stay resident beside the copy but are never read again: the kernel may
+    # drop them, so they count in RSS and not against the budget. Read without mmap, the copy replaces them.
+    size = int(repackable * cpu_share) if config.mmap else 0
     types = ", ".join(sorted(config.repack_types & set(shape.weights.repackable))) or "none"
-    # the memory-mapped originals stay resident after the copy, but are never read again: the kernel may
-    # drop them, so they count in RSS and not against the budget
     return Term("repacked weight copies (CPU_REPACK)", host=size, reclaimable=size,
                 detail=f"types repacked here: {types}; their mapped originals may be dropped")
 
