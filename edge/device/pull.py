@@ -45,7 +45,11 @@ class CachedFile:
 def cached_ggufs() -> list[CachedFile]:
     """Every GGUF of every model repo in the hub cache (huggingface-hub's own cache scan)."""
     from huggingface_hub import scan_cache_dir
-    from huggingface_hub.errors import CacheNotFound
+
+    try:
+        from huggingface_hub.errors import CacheNotFound
+    except ImportError:  # huggingface-hub before 0.26 kept it in utils
+        from huggingface_hub.utils import CacheNotFound
 
     try:
         cache = scan_cache_dir()

@@ -14,7 +14,8 @@ from edge.settings import ENVIRONMENT, Settings
 
 REPO = Path(__file__).resolve().parent.parent.parent
 README = (REPO / "README.md").read_text()
-DOCS = {path.relative_to(REPO).as_posix(): path.read_text() for path in [REPO / "README.md", *(REPO / "docs").glob("*.md")]}
+DOCS = {path.relative_to(REPO).as_posix(): path.read_text()
+        for path in [REPO / "README.md", REPO / "benchmarks" / "RESULTS.md", *(REPO / "docs").glob("*.md")]}
 MIB = 1024 * 1024
 
 # defaults that are not a value but a behaviour, in the words the README (and --help) use for them
