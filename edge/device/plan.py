@@ -50,10 +50,11 @@ RUNTIME_BASELINE_BYTES = 90 * MIB
 # the text->id map): the demo model's 262,144 entries added 41.6 MiB of anonymous memory with weight
 # repacking off, the tiny test model's 2,684 entries 0.7 MiB.
 VOCAB_BYTES_PER_TOKEN = 166
-# host bytes per image pixel while an image is prepared and encoded (Pillow's decoded and fitted RGB
-# copies, mtmd's bitmap, clip's normalised f32 image, the allocator's high-water mark around them):
-# `benchmarks/bench_plan.py --image-baseline` on the test model, less the vision graph's own buffer
-IMAGE_BYTES_PER_PIXEL = 24
+# host bytes per image pixel while images are prepared and encoded (Pillow's decoded and fitted RGB
+# copies, mtmd's bitmap, clip's normalised f32 image, and what the allocator keeps of them on each worker
+# thread): `benchmarks/bench_plan.py --image-baseline` on the test model, the peak after 6 image requests
+# less the vision graph's own buffer (24 after the first request; 32.3 after 6 and 32.5 after 12)
+IMAGE_BYTES_PER_PIXEL = 32
 # floats per token alive at a layer's peak during a full batch (residual, norm, FFN gate/up/product and
 # the quantized-input work buffer), plus the per-layer embedding inputs that live through every layer
 _ACTIVATION_EMBD = 3
