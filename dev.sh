@@ -2,8 +2,10 @@
 # The two commands a fresh machine needs (see README.md):
 #   ./dev.sh serve [edge serve flags]   install edge with its demo model, then serve it on 127.0.0.1:8080
 #   ./dev.sh test  [pytest args]        install edge with its test tools (and chromium), then run the test suite
+#   ./dev.sh install --backend B        scripts/install.sh: llama.cpp for cpu|metal|cuda|jetson|vulkan
 # The virtual environment lives in .venv (EDGE_VENV overrides). The first install compiles
-# llama.cpp through llama-cpp-python (about 6 minutes on 2 cores); later runs reuse it.
+# llama.cpp through llama-cpp-python (about 6 minutes on 2 cores, its progress shown); later runs reuse it.
+# EDGE_BACKEND picks the backend of that first install (default cpu).
 set -eu
 cd "$(dirname "$0")"
 VENV="${EDGE_VENV:-.venv}"
@@ -14,10 +16,7 @@ ensure_installed() {
     if [ -f "$stamp" ] && [ ! pyproject.toml -nt "$stamp" ]; then
         return
     fi
-    [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-    "$VENV/bin/python" -m pip install --quiet --upgrade pip
-    echo "dev.sh: installing edge[$extra] into $VENV (the first time compiles llama.cpp, ~6 min)" >&2
-    "$VENV/bin/python" -m pip install --quiet -e ".[$extra]"
+    scripts/install.sh --backend "${EDGE_BACKEND:-cpu}" --extra "$extra" --venv "$VENV"
     touch "$stamp"
 }
 
@@ -45,8 +44,11 @@ case "$command" in
         ensure_chromium
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
+    install)
+        exec scripts/install.sh --venv "$VENV" "$@"
+        ;;
     *)
-        echo "usage: ./dev.sh serve [edge serve flags] | ./dev.sh test [pytest args]" >&2
+        echo "usage: ./dev.sh serve [edge serve flags] | ./dev.sh test [pytest args] | ./dev.sh install --backend B" >&2
         exit 64
         ;;
 esac

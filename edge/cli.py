@@ -1,4 +1,4 @@
-"""``edge serve | chat | info | convert | quantize``.
+"""``edge serve | chat | info | convert | quantize | bench | doctor | plan | pull | list``.
 
 Flags override environment variables (edge/settings.py lists them all), which override defaults.
 """
@@ -19,15 +19,15 @@ from edge.runtime.hardware import ExtraBuffers
 
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
-    group.add_argument("--model", "-m", help="GGUF file, folder, or Hugging Face repo id[:QUANT] "
-                                             "(default: the embedded demo model)")
+    group.add_argument("--model", "-m", help="GGUF file, folder, model name (gemma-4-e4b[:QUANT], see edge list "
+                                             "--known) or Hugging Face repo id[:QUANT] (default: the embedded demo model)")
     group.add_argument("--mmproj", help="vision projector GGUF (default: found beside the model)")
     group.add_argument("--model-alias", action="append",
                        help="another id the model answers to; repeatable "
                             "(default: the GGUF file name, and gemma-4-e4b/e2b for those models)")
     group.add_argument("--ctx-size", "-c", type=int, help="context window in tokens (default 8192)")
     group.add_argument("--batch-size", "-b", type=int, help="prompt tokens per llama.cpp batch (default 512)")
-    group.add_argument("--threads", "-t", type=int, help="CPU threads (default: all available)")
+    group.add_argument("--threads", "-t", type=int, help="CPU threads (default: all available CPUs)")
     group.add_argument("--n-gpu-layers", "-ngl", type=int, help="layers to offload to a GPU (default 0)")
     group.add_argument("--kv-type", choices=["f32", "f16", "q8_0"], help="KV cache type (default f16)")
     group.add_argument("--parallel", "-np", type=int,
@@ -38,10 +38,15 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--persist-cache", dest="persist_cache", action="store_const", const=True,
                        help="save the cached conversations in --cache-dir at shutdown and restore them at start, "
                             "so a restarted server skips re-reading its system prompt (default off)")
-    group.add_argument("--extra-bufts", type=ExtraBuffers, choices=list(ExtraBuffers),
-                       help="llama.cpp weight repacking: auto turns it off where AMX kernels would crash")
+    group.add_argument("--extra-bufts", type=ExtraBuffers, choices=[choice.value for choice in ExtraBuffers],
+                       help="llama.cpp weight repacking: auto turns it off where AMX kernels would crash (default auto)")
+    group.add_argument("--profile", help="device profile under the flags and environment: laptop-cpu, "
+                                         "apple-silicon-16gb, jetson-orin-nano-8gb, ... (default: none)")
+    group.add_argument("--no-mmap", dest="mmap", action="store_const", const=False,
+                       help="read the weights into memory instead of memory-mapping the GGUF")
+    group.add_argument("--mlock", action="store_const", const=True, help="lock the weights in RAM")
     group.add_argument("--cache-dir", type=Path, help="where the demo model is assembled (default ~/.cache/edge)")
-    group.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    group.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="(default info)")
     group.add_argument("--log-format", choices=["text", "json"], help="log lines as text or JSON objects (default text)")
 
 
@@ -77,7 +82,7 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     images.add_argument("--remote-images", action="store_const", const=True,
                         help="fetch http(s) image URLs (public addresses only, no redirects)")
     images.add_argument("--image-max-bytes", type=int, help="largest image in bytes (default 20 MiB)")
-    images.add_argument("--image-max-pixels", type=int, help="largest image in pixels (default 50 M)")
+    images.add_argument("--image-max-pixels", type=int, help="largest image in pixels (default 50,000,000)")
     images.add_argument("--image-max-count", type=int, help="images per request (default 16)")
 
 
@@ -121,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_convert_command(commands)
     add_quantize_command(commands)
     _add_bench_command(commands)
+    from edge.device.cli import add_device_commands
+
+    add_device_commands(commands, _model_arguments)
     return parser
 
 
@@ -166,7 +174,8 @@ def _load_engine(settings):
         ctx_size=settings.ctx_size, batch_size=settings.batch_size, threads=settings.thread_count,
         kv_type=settings.kv_type, prefix_cache=settings.prefix_cache, parallel=settings.parallel,
         swa_full=settings.swa_full, persist_cache=settings.cache_dir if settings.persist_cache else None,
-        load=LoadOptions(n_gpu_layers=settings.n_gpu_layers, extra_buffers=settings.extra_bufts))
+        load=LoadOptions(n_gpu_layers=settings.n_gpu_layers, extra_buffers=settings.extra_bufts,
+                         use_mmap=settings.mmap, use_mlock=settings.mlock))
     return Engine.load(files, config, settings.model_alias[0] if settings.model_alias else None)
 
 
@@ -189,7 +198,9 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         engine = _load_engine(settings)
         app = create_app(settings, engine, keys)
-        print(f"edge: serving {engine.info.id!r} on http://{settings.host}:{settings.port}/v1", flush=True)
+        profile = f" with profile {settings.profile}" if settings.profile else ""
+        print(f"edge: serving {engine.info.id!r}{profile} on http://{settings.host}:{settings.port}/v1 "
+              "(stays in the foreground; Ctrl-C stops it)", flush=True)
         serve(app, settings, listener)
     finally:
         listener.close()
@@ -259,6 +270,9 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from edge.device.catalogue import CatalogueError
+    from edge.device.profiles import ProfileError
+    from edge.device.shape import ShapeError
     from edge.errors import EdgeError
     from edge.formats import UnsupportedModelError
     from edge.runtime.engine import ContextTooLargeError
@@ -273,7 +287,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except (ModelSourceError, ModelLoadError, SettingsError, UnsupportedModelError,
-            ContextTooLargeError, VisionError, EdgeError, KeysFileError, StartupError) as error:
+            ContextTooLargeError, VisionError, EdgeError, KeysFileError, StartupError,
+            ShapeError, ProfileError, CatalogueError) as error:
         print(f"edge: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

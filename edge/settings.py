@@ -43,6 +43,9 @@ class Settings:
     parallel: int = 4  # sequences decoded together, each with its own ctx_size window of the KV cache
     swa_full: bool = True  # sliding-window layers keep every position (prefix reuse after long turns)
     persist_cache: bool = False  # save the cached conversations at shutdown, restore them at start
+    mmap: bool = True  # memory-map the GGUF (pages load on demand and can be shared)
+    mlock: bool = False  # lock the weights in RAM so the OS never pages them out
+    profile: str | None = None  # the device profile under flags and environment (edge/device/profiles)
     max_body_bytes: int = 32 * 1024 * 1024  # a 20 MiB image is ~27 MiB of base64 JSON
     api_key: str | None = None
     api_key_file: Path | None = None  # name=key lines; keeps keys out of `ps`; reloaded on SIGHUP
@@ -128,6 +131,9 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "EDGE_PARALLEL": ("parallel", int),
     "EDGE_SWA_FULL": ("swa_full", _bool),
     "EDGE_PERSIST_CACHE": ("persist_cache", _bool),
+    "EDGE_PROFILE": ("profile", str),
+    "EDGE_MMAP": ("mmap", _bool),
+    "EDGE_MLOCK": ("mlock", _bool),
     "EDGE_MAX_BODY_BYTES": ("max_body_bytes", int),
     "EDGE_API_KEY": ("api_key", str),
     "EDGE_API_KEY_FILE": ("api_key_file", Path),
@@ -162,7 +168,8 @@ class SettingsError(ValueError):
 
 def settings_from(args: argparse.Namespace | None = None,
                   environ: Mapping[str, str] = os.environ) -> Settings:
-    """CLI flags (non-None attributes named like the fields) win over the environment."""
+    """CLI flags (non-None attributes named like the fields) win over the environment, which wins over a
+    device profile (``--profile`` / ``EDGE_PROFILE``), which wins over the defaults."""
     values: dict[str, Any] = {}
     for variable, (field_name, parse) in ENVIRONMENT.items():
         if variable in environ and environ[variable] != "":
@@ -174,9 +181,20 @@ def settings_from(args: argparse.Namespace | None = None,
         flag_value = getattr(args, field.name, None) if args is not None else None
         if flag_value is not None:
             values[field.name] = tuple(flag_value) if isinstance(flag_value, list) else flag_value
+    if values.get("profile"):
+        values = {**_profile_values(values["profile"]), **values}
     settings = Settings(**values)
     _check(settings)
     return settings
+
+
+def _profile_values(name: str) -> dict[str, Any]:
+    from edge.device.profiles import ProfileError, load_profile
+
+    try:
+        return dict(load_profile(name).settings)
+    except ProfileError as exc:
+        raise SettingsError(str(exc)) from exc
 
 
 def _check(settings: Settings) -> None:

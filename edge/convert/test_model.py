@@ -4,7 +4,7 @@ It has the parts of E4B that conversion and inference can get wrong: sliding and
 with different head sizes, proportional RoPE on the full layers, per-layer input embeddings (PLE),
 KV-shared layers, final logit softcapping, a tied output head and a vision tower with its projector.
 The layer pattern is S,S,S,F,S,F with the last two layers KV-shared: llama.cpp needs the last non-shared
-layer to be full attention and the one before it sliding (GEMMA4.md).
+layer to be full attention and the one before it sliding (S,S,F,S,S,F crashes at load).
 
 Variants: ``tiny`` (hidden 64, a few MB) for parity tests, ``wide`` (hidden 256, every matrix row a
 multiple of 256) so that K-quants really apply. The tokenizer is a small SentencePiece-style BPE

@@ -2,7 +2,7 @@
 
 llama.cpp's AMX matmul (registered as the CPU "extra buffer type" named ``AMX`` when llama.cpp was
 built with AMX and the CPU has it) segfaults on quantized models as soon as a batch holds two or
-more tokens (../shared/GEMMA4.md). Weight repacking into extra buffer types is switched off in that
+more tokens (measured on this project's AMX machines). Weight repacking into extra buffer types is switched off in that
 case only; elsewhere the repack fast paths (``CPU_REPACK`` for Q4_0 on AVX2/NEON, KleidiAI, ...) stay on.
 
 We ask ggml which extra buffer types the CPU device really registered instead of parsing

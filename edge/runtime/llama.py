@@ -3,7 +3,7 @@
 Everything that touches llama.cpp's C structs for loading lives here so that the AMX policy
 (hardware.py) is applied on every load path: the server, the CLI, the converter's checks, the tests.
 The high-level ``llama_cpp.Llama`` class is not used: it owns seeding and prefix reuse in ways the
-engine must control itself (../shared/GEMMA4.md).
+engine must control itself (seeded sampling is not reproducible across calls once its prefix reuse kicks in).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from edge.runtime.hardware import ExtraBuffers, extra_buffers_decision
 
 log = logging.getLogger("edge.runtime")
 
-# KV cache element types the operator may choose (GEMMA4.md: q8_0 is nearly free, q4_0 was catastrophic)
+# KV cache element types the operator may choose (q8_0 is nearly free; q4_0 was catastrophic on E2B)
 KV_CACHE_TYPES = {
     "f32": llama_cpp.GGML_TYPE_F32,
     "f16": llama_cpp.GGML_TYPE_F16,
@@ -41,6 +41,7 @@ class LoadOptions:
     n_gpu_layers: int = 0
     extra_buffers: ExtraBuffers = ExtraBuffers.AUTO
     use_mmap: bool = True
+    use_mlock: bool = False
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ def load_model(path: str | Path, options: LoadOptions = LoadOptions()) -> _inter
     params = llama_cpp.llama_model_default_params()
     params.n_gpu_layers = options.n_gpu_layers
     params.use_mmap = options.use_mmap
+    params.use_mlock = options.use_mlock
     params.use_extra_bufts = decision.enabled
     route_llama_logs()
     try:

