@@ -23,8 +23,8 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
                                              "--known) or Hugging Face repo id[:QUANT] (default: the embedded demo model)")
     group.add_argument("--mmproj", help="vision projector GGUF (default: found beside the model)")
     group.add_argument("--model-alias", action="append",
-                       help="another id the model answers to; repeatable "
-                            "(default: the GGUF file name, and gemma-4-e4b/e2b for those models)")
+                       help="another id the model answers to, besides its GGUF file name (and gemma-4-e4b/e2b for "
+                            "those models); repeatable (default: none)")
     group.add_argument("--ctx-size", "-c", type=int, help="context window in tokens (default 8192)")
     group.add_argument("--batch-size", "-b", type=int, help="prompt tokens per llama.cpp batch (default 512)")
     group.add_argument("--threads", "-t", type=int, help="CPU threads (default: all available CPUs)")
@@ -54,7 +54,7 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default 8080)")
     parser.add_argument("--api-key", help="require this key (Authorization: Bearer or x-api-key); visible in ps: "
-                                          "prefer --api-key-file or EDGE_API_KEY")
+                                          "prefer --api-key-file or EDGE_API_KEY (default: none)")
     parser.add_argument("--api-key-file", type=Path,
                         help="named keys, one name=key per line; reloaded on SIGHUP (default: none)")
     parser.add_argument("--any-model", action="store_const", const=True,
@@ -62,12 +62,12 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     limits = parser.add_argument_group("limits")
     limits.add_argument("--max-queue", type=int, help="requests waiting beyond the running ones; more get 429 "
                                                        "(default 8)")
-    limits.add_argument("--request-timeout", type=float, help="wall-time limit of a request in s, 0: none (default 600)")
+    limits.add_argument("--request-timeout", type=float, help="wall-time limit of a request in s, 0: none (default 600 s)")
     limits.add_argument("--shutdown-grace", type=float,
-                        help="s running generations may finish after SIGTERM/SIGINT (default 8)")
-    limits.add_argument("--header-timeout", type=float, help="s to send the request headers (default 10)")
-    limits.add_argument("--body-timeout", type=float, help="s to send the request body (default 60)")
-    limits.add_argument("--idle-timeout", type=float, help="s an idle keep-alive connection stays open (default 30)")
+                        help="s running generations may finish after SIGTERM/SIGINT (default 8 s)")
+    limits.add_argument("--header-timeout", type=float, help="s to send the request headers (default 10 s)")
+    limits.add_argument("--body-timeout", type=float, help="s to send the request body (default 60 s)")
+    limits.add_argument("--idle-timeout", type=float, help="s an idle keep-alive connection stays open (default 30 s)")
     limits.add_argument("--max-connections", type=int, help="open connections; more are refused (default 256)")
     parser.add_argument("--max-body-bytes", type=int, help="largest request body accepted (default 32 MiB)")
     parser.add_argument("--cors-origins", type=lambda text: tuple(text.split(",")),

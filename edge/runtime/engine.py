@@ -176,8 +176,30 @@ class Engine:
             restored = self.scheduler.load_caches(directory, self.config.ctx_size)
             log.info("restored %d cached tokens from %s", restored, directory)
 
-    def close(self) -> None:
+    # -- serving state: what admission control, metrics and shutdown read -------------------
+
+    @property
+    def parallel(self) -> int:
+        return len(self.scheduler.slots)
+
+    @property
+    def running(self) -> int:
+        return self.scheduler.running
+
+    @property
+    def waiting(self) -> int:
+        return self.scheduler.waiting
+
+    def wake(self) -> None:
+        """A cancel flag was set: the scheduler sees it at its next step even when idle."""
+        self.scheduler.wake()
+
+    def stop(self) -> None:
+        """Ends the scheduler thread, waiting for it to leave llama.cpp; ``close`` then frees the model."""
         self.scheduler.close()
+
+    def close(self) -> None:
+        self.stop()
         directory = self._cache_files()
         if directory is not None:
             try:
@@ -337,4 +359,4 @@ class Engine:
         finally:
             if running:
                 cancelled.set()
-                self.scheduler.wake()
+                self.wake()

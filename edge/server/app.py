@@ -50,6 +50,11 @@ T = TypeVar("T")
 OPEN_PATHS = frozenset({"/health", "/metrics", "/openapi.json"})  # answered without a key
 
 
+def _needs_no_key(path: str) -> bool:
+    """The chat page and its assets hold no secret; the page asks for the key before its first API call."""
+    return path in OPEN_PATHS or path == "/" or path.startswith("/ui/")
+
+
 def _record(request: Request) -> RequestRecord:
     return request.scope["edge.record"]
 
@@ -306,7 +311,7 @@ class ApiKeyMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         keys = self.keys()
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or scope["method"] == "OPTIONS":
+        if scope["type"] != "http" or _needs_no_key(scope["path"]) or scope["method"] == "OPTIONS":
             await self.app(scope, receive, send)
             return
         record: RequestRecord = scope["edge.record"]

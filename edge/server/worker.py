@@ -26,15 +26,15 @@ class GenerationWorker:
 
     @property
     def slots(self) -> int:
-        return len(self.engine.scheduler.slots)
+        return self.engine.parallel
 
     @property
     def running(self) -> int:
-        return self.engine.scheduler.running
+        return self.engine.running
 
     @property
     def waiting(self) -> int:
-        return self.engine.scheduler.waiting
+        return self.engine.waiting
 
     async def prepare(self, request: GenerationRequest) -> PreparedPrompt:
         return await asyncio.to_thread(self.engine.prepare, request)
@@ -71,15 +71,15 @@ class GenerationWorker:
             self._cancels.discard(cancelled)
             if running:
                 cancelled.set()
-                self.engine.scheduler.wake()
+                self.engine.wake()
 
     def cancel_all(self) -> None:
         """Every generation stops at its next step and ends with Finish("cancelled")."""
         for cancelled in list(self._cancels):
             cancelled.set()
-        self.engine.scheduler.wake()
+        self.engine.wake()
 
     def close(self) -> None:
         """Stops every generation and waits for the scheduler thread to leave llama.cpp."""
         self.cancel_all()
-        self.engine.scheduler.close()
+        self.engine.stop()

@@ -20,8 +20,9 @@ MIB = 1024 * 1024
 
 # defaults that are not a value but a behaviour, in the words the README (and --help) use for them
 DESCRIBED_DEFAULTS = {
-    "model": "demo model", "mmproj": "found beside the model", "model_alias": "GGUF file stem",
+    "model": "demo model", "mmproj": "found beside the model",
     "threads": "all available CPUs", "cache_dir": "`~/.cache/edge`",
+    "chat_history": "`~/.local/state/edge/chat_history`",
 }
 
 

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import queue
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -23,6 +24,7 @@ import pytest
 from edge.core.events import Finish, TextDelta, Usage
 from edge.formats import chat_format_for
 from edge.runtime.engine import PreparedPrompt
+from edge.runtime.sequence import END
 from edge.server import app as app_module
 from edge.server.metering import ApiKeys
 from edge.settings import Settings
@@ -47,7 +49,10 @@ class FakeModel:
 
 
 class FakeEngine:
-    """Decodes ``tokens`` tokens, ``seconds_per_token`` apart; ``gate`` holds every generation at its start."""
+    """One slot, like ``--parallel 1``: a thread decodes the submitted prompts in turn, ``tokens`` tokens
+    each, ``seconds_per_token`` apart; ``gate`` holds every generation at its start."""
+
+    parallel = 1
 
     def __init__(self, tokens: int = 3, seconds_per_token: float = 0.0):
         self.info = FakeInfo()
@@ -60,11 +65,32 @@ class FakeEngine:
         self.gate.set()
         self.started = threading.Event()
         self.finish_reasons: list[str] = []
+        self.running = 0
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._decode_in_turn, daemon=True)
+        self._thread.start()
+
+    @property
+    def waiting(self) -> int:
+        return self._jobs.qsize()
 
     def prepare(self, request) -> PreparedPrompt:
         return PreparedPrompt(request, (1, 2, 3), request.max_tokens or self.tokens, 0)
 
-    def generate(self, prepared: PreparedPrompt, cancelled: threading.Event):
+    def submit(self, prepared: PreparedPrompt, emit, cancelled: threading.Event, choices: int = 1) -> None:
+        self._jobs.put((prepared, emit, cancelled, choices))
+
+    def _decode_in_turn(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            prepared, emit, cancelled, choices = job
+            self.running = 1
+            for choice in range(choices):
+                for event in self._generate(prepared, cancelled):
+                    emit(choice, event)
+                emit(choice, END)
+            self.running = 0
+
+    def _generate(self, prepared: PreparedPrompt, cancelled: threading.Event):
         self.started.set()
         self.gate.wait(30)
         produced = 0
@@ -77,6 +103,13 @@ class FakeEngine:
         reason = "cancelled" if cancelled.is_set() else "length"
         self.finish_reasons.append(reason)
         yield Finish(reason, Usage(3, produced), timings={"prompt_ms": 1.0, "decode_ms": 2.0})
+
+    def wake(self) -> None:
+        pass  # the decoding thread polls its cancel flag every token
+
+    def stop(self) -> None:
+        self._jobs.put(None)
+        self._thread.join(30)
 
     def close(self) -> None:
         pass

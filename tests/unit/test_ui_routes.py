@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,9 +15,16 @@ from edge.server.ui import CONTENT_SECURITY_POLICY, STATIC
 from edge.settings import Settings, settings_from
 
 
+class NoEngine:
+    """Outside a `with` block the test client runs no lifespan, so the routes need only the model's name."""
+
+    class info:
+        path = Path("/models/fake-model.gguf")
+        metadata: dict[str, str] = {}
+
+
 def get(settings: Settings, path: str) -> httpx.Response:
-    # outside a `with` block the test client runs no lifespan, so the app needs no engine for its routes
-    return TestClient(create_app(settings, engine=None)).get(path)
+    return TestClient(create_app(settings, engine=NoEngine())).get(path)
 
 
 def test_the_page_and_its_assets_are_served_with_a_strict_policy():
