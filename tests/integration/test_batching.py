@@ -195,15 +195,34 @@ def test_n_choices_through_the_api(exact_server):
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] >= 3
 
 
-def test_concurrent_greedy_requests_match_what_each_returns_alone(exact_server):
+# Measured on the demo model: a sequence's logits move by at most 1.46 (weights repacked) or 1.01 (not
+# repacked) when other sequences' prompts share its llama_decode call, and not at all when only other
+# decode tokens do. Greedy texts can therefore part only where the top two candidates of the text decoded
+# alone were closer than twice that; docs/api.md states the same tolerance.
+GREEDY_MARGIN_TOLERANCE = 2 * 1.46
+
+
+def greedy_tokens(server, prompt: str) -> list[dict]:
+    completion = chat(server, messages=[{"role": "user", "content": prompt}], max_tokens=16, temperature=0,
+                      logprobs=True, top_logprobs=2)
+    return completion["choices"][0]["logprobs"]["content"]
+
+
+def test_concurrent_greedy_requests_match_what_each_returns_alone(demo_server):
+    """Unseeded greedy requests run batched with each other (seeded ones run alone and match exactly:
+    test_seeded_text_is_the_same_alone_after_traffic_and_beside_three_others)."""
     prompts = ["Name three rivers.", "Describe a storm at sea.", "What do lighthouses do?", "Count to ten."]
-    alone = {p: chat(exact_server, messages=[{"role": "user", "content": p}], max_tokens=12, temperature=0,
-                     seed=1)["choices"][0]["message"]["content"] for p in prompts}
+    alone = {prompt: greedy_tokens(demo_server, prompt) for prompt in prompts}
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-        together = dict(zip(prompts, pool.map(lambda p: chat(
-            exact_server, messages=[{"role": "user", "content": p}], max_tokens=12, temperature=0,
-            seed=1)["choices"][0]["message"]["content"], prompts)))
-    assert together == alone
+        together = dict(zip(prompts, pool.map(lambda prompt: greedy_tokens(demo_server, prompt), prompts)))
+    for prompt in prompts:
+        solo, batched = [t["token"] for t in alone[prompt]], [t["token"] for t in together[prompt]]
+        parted = next((i for i, (a, b) in enumerate(zip(solo, batched)) if a != b), None)
+        if parted is None:
+            assert solo == batched, prompt
+            continue
+        first, second = alone[prompt][parted]["top_logprobs"][:2]
+        assert first["logprob"] - second["logprob"] <= GREEDY_MARGIN_TOLERANCE, (prompt, parted, first, second)
 
 
 def test_a_restarted_engine_finds_its_conversations_in_the_saved_cache(demo_model_path, tmp_path):
