@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))
 
 PROMPT = ("You are the keeper of a lighthouse on a rocky coast. Describe, in detail, one night of "
           "storms: the sounds, the light, the ships you watch and what you think about until dawn.")
@@ -114,7 +114,7 @@ def measure_direct(model_path: Path, threads: int, runs: int, n_tokens: int) -> 
 
 
 def measure_server(model_path: Path, threads: int, runs: int, n_tokens: int, bias, prefix_cache: bool) -> list[dict]:
-    from conftest import start_server, stop_server
+    from tests.conftest import start_server, stop_server
 
     args = ["--model", str(model_path), "--threads", str(threads), "--ctx-size", "2048", "--log-level", "warning"]
     if not prefix_cache:

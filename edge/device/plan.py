@@ -2,12 +2,12 @@
 
 Every term follows the vendored llama.cpp (llama-cpp-python 0.3.36, ``vendor/llama.cpp/src``):
 
-- **KV cache** (llama-kv-cache.cpp, llama-kv-cache-iswa.cpp): one unified cache of ``ctx_size x parallel``
-  cells, padded to 256 (llama-context.cpp). Each layer that owns a cache stores K and V rows of
+- **KV cache** (llama-kv-cache.cpp, llama-kv-cache-iswa.cpp): one stream of ``ctx_size`` cells (padded to
+  256, llama-context.cpp) per sequence, ``parallel`` streams. Each layer that owns a cache stores K and V rows of
   ``n_head_kv x head_dim`` elements per cell at ``--kv-type``; KV-shared layers (Gemma 4's last
   ``shared_kv_layers``) own none. Sliding-window layers are full size when ``swa_full`` is on (edge's default:
-  a cached prefix can then be trimmed and reused); off, llama.cpp sizes them to
-  ``pad256(min(cells, n_swa x parallel + n_ubatch))``. Without flash attention V is stored transposed and
+  a cached prefix can then be trimmed and reused); off, llama.cpp sizes each stream's to
+  ``pad256(min(ctx_size, n_swa + n_ubatch))``. Without flash attention V is stored transposed and
   padded to the widest layer.
 - **Output buffer** (llama_context::output_reserve): ``n_vocab x max(outputs, n_seq_max) x 4`` bytes of
   logits on the host; a serving step has one output per sequence, so it is ``n_vocab x parallel x 4``.
@@ -88,7 +88,7 @@ class PlanConfig:
 
     @property
     def n_cells(self) -> int:
-        return _pad(self.ctx_size * self.parallel, CELL_PADDING)
+        return _pad(self.ctx_size, CELL_PADDING) * self.parallel
 
     @property
     def n_ubatch(self) -> int:
@@ -212,8 +212,9 @@ def kv_cells(shape: ModelShape, config: PlanConfig) -> tuple[int, int]:
     full = config.n_cells
     if config.swa_full or not shape.n_swa:
         return full, full
-    # llama_kv_cache_iswa: the window of every sequence plus one micro-batch, padded to 256
-    return full, _pad(min(full, shape.n_swa * config.parallel + config.n_ubatch), CELL_PADDING)
+    # llama_kv_cache_iswa, one stream per sequence: the window plus one micro-batch, padded to 256
+    per_stream = _pad(min(_pad(config.ctx_size, CELL_PADDING), shape.n_swa + config.n_ubatch), CELL_PADDING)
+    return full, per_stream * config.parallel
 
 
 def _layers_on_gpu(n_layer: int, n_gpu_layers: int) -> list[bool]:

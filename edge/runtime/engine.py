@@ -50,7 +50,7 @@ class EngineConfig:
     threads: int = 2
     kv_type: str = "f16"
     prefix_cache: bool = True
-    parallel: int = 1  # sequences decoded together; the KV cache holds parallel x ctx_size cells
+    parallel: int = 1  # sequences decoded together, each with its own stream of ctx_size KV cells
     swa_full: bool = True
     persist_cache: Path | None = None  # folder: the cached conversations are saved there at close, restored at load
     load: llama.LoadOptions = llama.LoadOptions()
@@ -133,7 +133,7 @@ class Engine:
                                         if chat_format.text_markers else "(?!)")
         self.utf8_guard = Utf8Guard(model)
         self.vision_lock = threading.Lock()  # mtmd's context is not documented as thread-safe
-        self.scheduler = Scheduler(self, config.parallel, config.batch_size, config.kv_cells, info.repacked,
+        self.scheduler = Scheduler(self, config.parallel, config.batch_size, info.repacked,
                                    config.prefix_cache)
         self._restore_caches()
 

@@ -138,9 +138,11 @@ def new_context(model: _internals.LlamaModel, options: ContextOptions) -> _inter
     params.n_threads = options.n_threads
     params.n_threads_batch = options.n_threads
     params.n_seq_max = options.n_seq_max
-    # one pool of cells for every sequence: a sequence may grow to the whole window, and copying a shared
-    # prefix between sequences (llama_memory_seq_cp) shares cells instead of duplicating them
-    params.kv_unified = True
+    # one stream of n_ctx / n_seq_max cells per sequence (llama-server's layout for -np N): where a
+    # sequence's keys/values sit, and how many cells its attention spans, then depend on its own history
+    # only. With one unified pool they depend on the other sequences, and so do its logits (measured: a
+    # seeded text changed after unrelated traffic), which would break the seed promise.
+    params.kv_unified = False
     params.type_k = KV_CACHE_TYPES[options.kv_type]
     params.type_v = KV_CACHE_TYPES[options.kv_type]
     params.swa_full = options.swa_full

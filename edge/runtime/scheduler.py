@@ -4,18 +4,18 @@ Each step evaluates, in one llama_decode, the last sampled token of every decodi
 of the prompt being prefilled (the batch's remaining room), so a long prompt delays the other streams by
 at most one chunk. A request joins at the next step and a finished or cancelled one leaves at once.
 
-Slots and the cache. There are ``parallel`` sequence ids over one unified KV cache. A finished sequence
-keeps its tokens there; a new request goes to the free slot whose cached tokens share its longest prefix
-(least recently used first on ties), and when another slot — running or idle — shares a longer prefix
-(a system prompt common to several conversations, or choice 0 of the same request), that prefix is copied
-with llama_memory_seq_cp, which shares the cells instead of evaluating them again. Each running sequence
-reserves prompt + max_tokens cells, so a request admitted always finishes; idle caches are evicted,
-least recently used first, when a new request needs their cells.
+Slots and the cache. There are ``parallel`` sequence ids, each with its own stream of ``ctx_size`` KV
+cells, so a request admitted always has room to finish. A finished sequence keeps its tokens there; a new
+request goes to the free slot whose cached tokens share its longest prefix (least recently used first on
+ties), and when another slot — running or idle — shares a longer prefix (a system prompt common to several
+conversations, or choice 0 of the same request), that slot's keys/values are copied (llama_memory_seq_cp
+copies the stream, in one buffer copy) and trimmed to the shared prefix instead of evaluating it again.
 
 Seeds. Measured on llama.cpp's CPU kernels: a sequence's logits change with what else shares its batch
 (up to 1.5 in logit units on the demo model), and with repacked weights (CPU_REPACK) also with how its
-prompt was chunked; evaluated alone, they are bit-identical whatever else is in the cache. So a seeded
-request is always evaluated in calls of its own (one extra llama_decode per step while it runs). It reuses
+prompt was chunked; evaluated alone in its own stream, they are bit-identical whatever the other streams
+hold. So a seeded request is always evaluated in calls of its own (one extra llama_decode per step while
+it runs). It reuses
 a cached prefix only if that prefix was computed the same way (alone) and the weights are not repacked;
 with repacked weights it evaluates its prompt from position 0, in chunks aligned to the batch size.
 """
@@ -48,7 +48,6 @@ class Slot:
     pure: bool = True  # every cached position was computed in llama_decode calls holding only this sequence
     last_used: int = 0
     sequence: Sequence | None = None
-    reserved: int = 0  # cells the running sequence may occupy: prompt + max_tokens
     kernel: NucleusKernel | None = None  # the sampling kernel's scratch memory, reused by each sequence
 
     @property
@@ -72,13 +71,12 @@ def common_prefix(cached: list[int], tokens: tuple[int, ...]) -> int:
 
 
 class Scheduler:
-    def __init__(self, engine, parallel: int, batch_size: int, total_cells: int, repacked: bool,
+    def __init__(self, engine, parallel: int, batch_size: int, repacked: bool,
                  prefix_cache: bool = True):
         self.engine = engine
         self.prefix_cache = prefix_cache
         self.slots = [Slot(seq_id, kernel=NucleusKernel(engine.n_vocab)) for seq_id in range(parallel)]
         self.batch_size = batch_size
-        self.total_cells = total_cells
         self.repacked = repacked
         self._batch = llama.TokenBatch(batch_size, parallel)
         self._waiting: deque[Job] = deque()
@@ -225,13 +223,10 @@ class Scheduler:
 
     def _place(self, job: Job) -> bool:
         free = [slot for slot in self.slots if slot.idle]
-        needed = len(job.prepared.tokens) + job.prepared.max_tokens
-        reserved = sum(slot.reserved for slot in self.slots if not slot.idle)
-        if not free or reserved + needed > self.total_cells:
+        if not free:
             return False
         target, own = self._target(job, free)
         source, shared = self._best_source(job, target, own)
-        self._make_room((target, source), reserved + needed)
         start = self._usable_prefix(job, shared if source is not None else own)
         if source is not None:
             self._copy_prefix(source, target, start)
@@ -288,18 +283,6 @@ class Scheduler:
                 common = span.start
         return common
 
-    def _make_room(self, spared: tuple[Slot | None, ...], needed: int) -> None:
-        """Evicts idle caches, least recently used first, until the running reservations plus what the
-        remaining caches hold fit the cells; the slots about to be used (target, copy source) stay."""
-        idle = sorted((slot for slot in self.slots if slot.idle and slot not in spared and slot.cached),
-                      key=lambda slot: slot.last_used)
-        held = sum(len(slot.cached) for slot in idle)
-        for slot in idle:
-            if needed + held <= self.total_cells:
-                break
-            held -= len(slot.cached)
-            self._trim(slot, 0)
-
     def _trim(self, slot: Slot, keep: int) -> None:
         context = self.engine.context
         if keep < len(slot.cached) and not context.kv_cache_seq_rm(slot.seq_id, keep, -1):
@@ -310,10 +293,13 @@ class Scheduler:
             slot.pure = True
 
     def _copy_prefix(self, source: Slot, target: Slot, length: int) -> None:
+        """Between streams llama.cpp copies whole sequences (at the start of the next llama_decode, before
+        that batch writes anything); the copy keeps each cell's place, then loses what is not shared."""
         context = self.engine.context
         context.kv_cache_seq_rm(target.seq_id, 0, -1)
         if length:
-            context.kv_cache_seq_cp(source.seq_id, target.seq_id, 0, length)
+            context.kv_cache_seq_cp(source.seq_id, target.seq_id, -1, -1)
+            context.kv_cache_seq_rm(target.seq_id, length, -1)
         target.cached = source.cached[:length]
         target.pure = source.pure
 
@@ -328,7 +314,6 @@ class Scheduler:
         sampler = TokenSampler(slot.kernel, prepared.request.sampling, prepared.seed, job.choice,
                                prepared.banned_tokens, self.engine.utf8_guard.new_state(), grammar)
         slot.sequence = Sequence(self.engine, job, slot.seq_id, start, sampler)
-        slot.reserved = len(prepared.tokens) + prepared.max_tokens
 
     # -- evaluation -------------------------------------------------------------------------------
 
@@ -422,7 +407,6 @@ class Scheduler:
     def _release(self, slot: Slot) -> None:
         sequence = slot.sequence
         slot.sequence = None
-        slot.reserved = 0
         slot.last_used = next(self._clock)
         sequence.close()
         sequence.job.emit(END)
@@ -449,7 +433,6 @@ class Scheduler:
             log.error("generation failed: %s", error)
         self._trim(slot, 0)
         slot.sequence = None
-        slot.reserved = 0
         sequence.close()
         sequence.job.emit(EngineError(f"llama.cpp failed during generation: {error}"))
         sequence.job.emit(END)

@@ -14,7 +14,7 @@ from .conftest import edge_bench
 
 @pytest.fixture(scope="module")
 def wide_server(wide, tmp_path_factory):
-    from conftest import start_server, stop_server
+    from tests.conftest import start_server, stop_server
 
     log = tmp_path_factory.mktemp("bench-serve") / "server.log"
     server = start_server(["--model", str(wide.text_gguf), "--threads", "1", "--ctx-size", "512",
@@ -59,7 +59,7 @@ def test_discovery_and_core_function(wide_server):
 
 
 def test_an_unreachable_server_is_one_clear_error(tmp_path):
-    from conftest import free_port
+    from tests.conftest import free_port
 
     result = edge_bench("serve", "--url", f"http://127.0.0.1:{free_port()}", "--out", str(tmp_path), timeout=60)
     assert result.returncode == 2

@@ -323,7 +323,7 @@ def paste_png(page, colour: str = "red"):
 
 
 def test_api_key_is_asked_once_and_kept(open_page, gemma4_models, tmp_path):
-    from conftest import start_server, stop_server
+    from tests.conftest import start_server, stop_server
 
     server = start_server(["--model", str(gemma4_models.text_gguf.parent), "--api-key", "sesame"],
                           tmp_path / "server.log")

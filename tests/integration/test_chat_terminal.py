@@ -262,7 +262,7 @@ def test_a_page_export_loads_into_the_terminal(demo_model_path, tmp_path):
 
 
 def test_an_unreachable_url_is_a_clear_error(tmp_path):
-    from conftest import free_port
+    from tests.conftest import free_port
 
     result = pexpect.run(f"{sys.executable} -m edge.cli chat --url http://127.0.0.1:{free_port()}",
                          cwd=str(REPO), withexitstatus=True, timeout=60, encoding="utf-8")

@@ -34,7 +34,8 @@ def test_plan_of_a_model_folder_includes_its_projector(gemma4_models):
     names = [term["name"] for term in plan["terms"]]
     assert names[:2] == ["weights", "vision projector weights"]
     assert "vision encoder compute" in names and "image buffers" in names
-    assert plan["kv_cells"] == 4096 and plan["verdict"]["fits"] is True
+    assert plan["config"]["parallel"] == 4  # the serving default: one cache of ctx-size x parallel cells
+    assert plan["kv_cells"] == 4096 * 4 and plan["verdict"]["fits"] is True
     text_only = json.loads(edge("plan", "--model", folder, "--no-images", "--json").stdout)
     assert "vision encoder compute" not in [term["name"] for term in text_only["terms"]]
     assert text_only["host_bytes"] < plan["host_bytes"]

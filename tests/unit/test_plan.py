@@ -50,9 +50,9 @@ def test_parallel_sequences_share_one_unified_cache_of_ctx_times_parallel_cells(
 
 def test_sliding_window_layers_shrink_to_the_window_when_swa_full_is_off():
     config = PlanConfig(ctx_size=32768, swa_full=False)
-    # llama_kv_cache_iswa: pad256(min(cells, n_swa x parallel + n_ubatch))
+    # llama_kv_cache_iswa, one stream per sequence: pad256(min(ctx_size, n_swa + n_ubatch)) per stream
     assert kv_cells(E4B, config) == (32768, 1024)
-    assert kv_cells(E4B, replace(config, parallel=4)) == (131072, 2560)
+    assert kv_cells(E4B, replace(config, parallel=4)) == (131072, 4 * 1024)
     assert kv_cells(E4B, replace(config, ctx_size=1000)) == (1024, 1024)  # padded context, capped window
     windowed = term(plan_memory(E4B, config), "KV cache").host
     assert windowed == 1024 * 20 * 1024 * 2 + 32768 * 4 * 2048 * 2
