@@ -94,7 +94,8 @@ def _metric(base_url: str, name: str) -> float:
 # -- backpressure and the deadline --------------------------------------------------------------------
 
 def test_queue_limit_and_request_timeout(tmp_path, demo_model_path):
-    server = start_server(["--max-queue", "1", "--request-timeout", "20"], tmp_path / "server.log")
+    # one slot, so that the second request waits in the queue
+    server = start_server(["--parallel", "1", "--max-queue", "1", "--request-timeout", "20"], tmp_path / "server.log")
     try:
         base = server.base_url
         running = StreamInBackground(base, "/v1/chat/completions", LONG)
@@ -152,7 +153,8 @@ def test_slow_and_idle_clients_are_cut_off(tmp_path, demo_model_path):
 @pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
 def test_signals_drain_instead_of_cutting(tmp_path, demo_model_path, signal_number):
     grace = 3.0
-    server = start_server(["--shutdown-grace", str(grace), "--max-queue", "4"], tmp_path / "server.log")
+    server = start_server(["--parallel", "1", "--shutdown-grace", str(grace), "--max-queue", "4"],
+                          tmp_path / "server.log")
     base = server.base_url
     running = StreamInBackground(base, "/v1/chat/completions", LONG)
     running.first.wait(60)
@@ -215,7 +217,7 @@ def test_hub_without_network_is_one_line(tmp_path):
     closed_port = free_port()
     result = _serve(["--port", str(free_port()), "--model", "owner/repo"],
                     env={"HF_HOME": str(tmp_path / "hf"), "HF_ENDPOINT": f"http://127.0.0.1:{closed_port}"}, timeout=300)
-    _one_clear_line(result, "could not reach the Hugging Face hub")
+    _one_clear_line(result, "could not download owner/repo from http://127.0.0.1")
 
 
 # -- keys, observability, metering ------------------------------------------------------------------------

@@ -153,5 +153,5 @@ def test_images_inside_a_tool_result_reach_the_model(claude):
                                               messages=result([{"type": "text", "text": "the screen"}, image]))
     assert with_image.input_tokens > text_only.input_tokens + 60  # the image's soft tokens
     message = claude.messages.create(model=MODEL, max_tokens=5, tools=tools, messages=result([image]))
-    assert message.usage.input_tokens == claude.messages.count_tokens(model=MODEL, tools=tools,
+    assert message.usage.input_tokens + message.usage.cache_read_input_tokens == claude.messages.count_tokens(model=MODEL, tools=tools,
                                                                       messages=result([image])).input_tokens

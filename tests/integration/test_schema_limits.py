@@ -61,13 +61,13 @@ REFUSED = [
     pytest.param(_response_format({"type": "object", "required": ["x"], "additionalProperties": False}),
                  "response_format", "'x'", id="required-but-forbidden"),
     pytest.param(_response_format({"enum": []}), "response_format", "enum", id="empty-enum"),
-    pytest.param(_response_format(_nested(300)), "response_format", "deeper", id="nested-300"),
+    pytest.param(_response_format(_nested(300)), "response_format", "nested more than 64 levels", id="nested-300"),
     pytest.param(_response_format({"type": "object", "properties": {"a": {"not": {}}}}), "response_format",
                  "'not'", id="not"),
     pytest.param(_tool({"type": "object", "properties": 5}), "tools", "properties", id="properties-a-number"),
     pytest.param(_tool({"type": "object", "properties": [{"type": "string"}]}), "tools", "properties",
                  id="properties-a-list"),
-    pytest.param(_tool(_nested(300), "none"), "tools", "deeper", id="tool-nested-300-even-with-none"),
+    pytest.param(_tool(_nested(300), "none"), "tools", "nested more than 64 levels", id="tool-nested-300-even-with-none"),
     pytest.param(_tool({"type": "object", "properties": {"a": {"type": "array", "uniqueItems": True}}}), "tools",
                  "uniqueItems", id="tool-uniqueItems"),
 ]
@@ -79,7 +79,8 @@ def test_unsatisfiable_or_malformed_schemas_are_400(gemma4_server, body, param, 
     response = httpx.post(f"{gemma4_server.base_url}/v1/chat/completions", json=request, timeout=120)
     assert response.status_code == 400, response.text
     error = response.json()["error"]
-    assert error["param"] == param and named in error["message"], error
+    # the body's own depth limit (64) names the exact path; the schema layer names the parameter
+    assert error["param"].split(".")[0].split("[")[0] == param and named in error["message"], error
 
 
 @pytest.mark.parametrize("where", ["response_format", "tools"])
