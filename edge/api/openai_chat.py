@@ -209,7 +209,7 @@ def _check_stop(stop: Union[str, list[str], None]) -> None:
 
 def _check_logit_bias(logit_bias: Optional[dict[str, float]]) -> None:
     for key, value in (logit_bias or {}).items():
-        if not key.isdigit():
+        if not (key.isascii() and key.isdigit()):  # str.isdigit() also accepts "²", which int() refuses
             raise InvalidRequestError(f"logit_bias keys are token ids, got {key!r}", param="logit_bias")
         if not -100 <= value <= 100:
             raise InvalidRequestError(f"logit_bias values are -100..100, got {value}", param=f"logit_bias.{key}")

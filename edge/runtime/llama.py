@@ -46,7 +46,7 @@ class LoadOptions:
 
 @dataclass(frozen=True)
 class ContextOptions:
-    n_ctx: int = 8192  # KV cells in all, shared by the sequences (one unified cache)
+    n_ctx: int = 8192  # KV cells in all; each of the n_seq_max sequences has its own stream of n_ctx / n_seq_max
     n_batch: int = 512
     n_threads: int = 2
     kv_type: str = "f16"

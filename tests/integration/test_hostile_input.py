@@ -59,7 +59,7 @@ CHAT_FINDINGS = [
     ("lone surrogate in text", b'{"messages": [{"role": "user", "content": "a\\ud800b"}], "max_tokens": 2}',
      "messages[0].content"),
     ("lone surrogate in model", b'{"model": "\\udfff", "messages": [{"role": "user", "content": "hi"}]}', "model"),
-    ("superscript logit_bias key", json.dumps({**CHAT, "logit_bias": {"\u00b2": 1}}).encode(), None),
+    ("superscript logit_bias key", json.dumps({**CHAT, "logit_bias": {"\u00b2": 1}}).encode(), "logit_bias"),
     ("5,000-digit logit_bias key", json.dumps({**CHAT, "logit_bias": {"1" * 5000: 1}}).encode(), "logit_bias"),
     ("NaN", json.dumps(CHAT)[:-1].encode() + b', "temperature": NaN}', None),
     ("Infinity", json.dumps(CHAT)[:-1].encode() + b', "top_p": Infinity}', None),

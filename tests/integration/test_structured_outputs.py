@@ -144,14 +144,14 @@ def test_responses_text_format(client, model, seed):
     model.model_validate_json(response.output_text)
 
 
-# /v1/messages takes no seed (yet): each run samples afresh, and every sample must validate
+# seed is an extension on /v1/messages too: each run is reproducible, like the chat and Responses ones
 @pytest.mark.parametrize("run", SEEDS)
 @pytest.mark.parametrize("model", CORPUS, ids=lambda model: model.__name__)
 def test_anthropic_tool_use(claude, model, run):
     tool = {"name": model.__name__, "description": "Record it.", "input_schema": model.model_json_schema()}
     message = claude.messages.create(model=MODEL, max_tokens=400, messages=ASK, tools=[tool],
                                      tool_choice={"type": "tool", "name": model.__name__},
-                                     extra_body={"temperature": 1.0})
+                                     extra_body={"temperature": 1.0, "seed": run})
     assert message.stop_reason == "tool_use", message
     blocks = [block for block in message.content if block.type == "tool_use"]
     assert blocks
@@ -163,7 +163,7 @@ def test_anthropic_tool_use(claude, model, run):
 @pytest.mark.parametrize("model", CORPUS, ids=lambda model: model.__name__)
 def test_anthropic_output_format(claude, model, run):
     message = claude.messages.create(
-        model=MODEL, max_tokens=400, messages=ASK, extra_body={"temperature": 1.0},
+        model=MODEL, max_tokens=400, messages=ASK, extra_body={"temperature": 1.0, "seed": run},
         output_config={"format": {"type": "json_schema", "schema": model.model_json_schema()}})
     assert message.stop_reason == "end_turn", message
     text = "".join(block.text for block in message.content if block.type == "text")
