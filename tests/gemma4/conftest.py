@@ -38,7 +38,7 @@ def tiny_model(tiny_models):
 
 @pytest.fixture(scope="session")
 def tiny_context(tiny_model):
-    # F32 KV cache: the F16 default adds ~2x the error (GEMMA4.md)
+    # F32 KV cache: the F16 default adds ~2x the error (measured on the test model)
     return new_context(tiny_model, ContextOptions(n_ctx=512, kv_type="f32"))
 
 
