@@ -21,12 +21,10 @@ import base64
 import io
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,12 +62,6 @@ class Measurement:
 
 # -------------------------------------------------------------------------------------------- serving
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _peak_rss(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -78,23 +70,10 @@ def _peak_rss(pid: int) -> int:
 
 
 def _start(args: list[str], log: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    handle = log.open("w")
-    process = subprocess.Popen([sys.executable, "-m", "edge.cli", "serve", "--port", str(port), *args],
-                               stdout=handle, stderr=subprocess.STDOUT, cwd=REPO)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"edge serve exited {process.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                return process, base
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    process.kill()
-    raise RuntimeError(f"edge serve did not start:\n{log.read_text()}")
+    from tests.conftest import start_server  # the suite's own way of starting `edge serve`
+
+    server = start_server(args, log, timeout=300)
+    return server.process, server.base_url
 
 
 def _image_part(tokens: int) -> dict:
