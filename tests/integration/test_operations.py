@@ -21,9 +21,10 @@ from tests.conftest import REPO, free_port, start_server, stop_server
 sys.path.insert(0, str(REPO / "scripts"))
 import slow_clients  # noqa: E402
 
-LONG = {"messages": [{"role": "user", "content": "Tell me a very long story."}], "max_tokens": 4096,
-        "temperature": 1.0, "min_p": 0.0}
 # ignore_eos (an extension on every endpoint): the story runs into the limits under test, never ends early
+# (without it a sampled story may end before the deadline, and the test would measure luck)
+LONG = {"messages": [{"role": "user", "content": "Tell me a very long story."}], "max_tokens": 4096,
+        "temperature": 1.0, "min_p": 0.0, "ignore_eos": True}
 ANTHROPIC_LONG = {"messages": LONG["messages"], "max_tokens": 4096, "temperature": 1.0, "ignore_eos": True}
 SHORT = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
 
