@@ -134,7 +134,7 @@ class Engine:
         self.utf8_guard = Utf8Guard(model)
         self.vision_lock = threading.Lock()  # mtmd's context is not documented as thread-safe
         self.scheduler = Scheduler(self, config.parallel, config.batch_size, info.repacked,
-                                   config.prefix_cache)
+                                   config.prefix_cache, 0 if config.swa_full else llama.sliding_window(model))
         self._restore_caches()
 
     @classmethod

@@ -232,6 +232,17 @@ class TokenBatch:
             self._batch = None
 
 
+def oldest_position(context: _internals.LlamaContext, seq_id: int) -> int:
+    """The oldest position whose keys/values a sequence still holds in every layer (-1 when empty).
+    With trimmed sliding-window layers (``swa_full`` off) the window's oldest cells are overwritten."""
+    return llama_cpp.llama_memory_seq_pos_min(llama_cpp.llama_get_memory(context.ctx), seq_id)
+
+
+def sliding_window(model: _internals.LlamaModel) -> int:
+    """The sliding-window layers' window in positions (0 when the model has none)."""
+    return llama_cpp.llama_model_n_swa(model.model)
+
+
 def logits_row(context: _internals.LlamaContext, n_vocab: int, index: int = -1) -> np.ndarray:
     """A float32 view of one output row's logits (valid until the next decode)."""
     pointer = llama_cpp.llama_get_logits_ith(context.ctx, index)

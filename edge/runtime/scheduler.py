@@ -72,9 +72,12 @@ def common_prefix(cached: list[int], tokens: tuple[int, ...]) -> int:
 
 class Scheduler:
     def __init__(self, engine, parallel: int, batch_size: int, repacked: bool,
-                 prefix_cache: bool = True):
+                 prefix_cache: bool = True, trimmed_window: int = 0):
         self.engine = engine
         self.prefix_cache = prefix_cache
+        # with --no-swa-full the sliding-window layers keep only about this many of a stream's last
+        # positions, so a cached prefix may have lost part of the window its next token attends to
+        self.trimmed_window = trimmed_window
         self.slots = [Slot(seq_id, kernel=NucleusKernel(engine.n_vocab)) for seq_id in range(parallel)]
         self.batch_size = batch_size
         self.repacked = repacked
@@ -226,8 +229,9 @@ class Scheduler:
         if not free:
             return False
         target, own = self._target(job, free)
+        own = self._usable_prefix(job, target, own)
         source, shared = self._best_source(job, target, own)
-        start = self._usable_prefix(job, shared if source is not None else own)
+        start = shared if source is not None else own
         if source is not None:
             self._copy_prefix(source, target, start)
         else:
@@ -270,17 +274,23 @@ class Scheduler:
                 continue
             if not self.prefix_cache and (slot.sequence is None or slot.sequence.job is not job.leader):
                 continue
-            length = common_prefix(slot.cached, job.prepared.tokens)
+            length = self._usable_prefix(job, slot, common_prefix(slot.cached, job.prepared.tokens))
             if length > best_length:
                 best, best_length = slot, length
         return best, best_length
 
-    def _usable_prefix(self, job: Job, common: int) -> int:
-        """The last prompt token is always evaluated again, for its logits; an image is all or nothing."""
+    def _usable_prefix(self, job: Job, slot: Slot, common: int) -> int:
+        """How much of ``common``, a prefix ``slot`` shares with the prompt, can be kept. The last prompt
+        token is always evaluated again, for its logits; an image is all or nothing; and the sliding
+        window before the first new token must still be cached, else nothing is (a shorter prefix needs
+        older positions still, so it cannot do better)."""
         common = min(common, len(job.prepared.tokens) - 1)
         for span in job.prepared.images:
             if span.start < common < span.start + span.n_tokens:
                 common = span.start
+        if common and self.trimmed_window:
+            if llama.oldest_position(self.engine.context, slot.seq_id) > max(0, common - self.trimmed_window):
+                return 0
         return common
 
     def _trim(self, slot: Slot, keep: int) -> None:

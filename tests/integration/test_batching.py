@@ -17,7 +17,9 @@ from edge.core.events import Finish, TextDelta
 from edge.core.request import GenerationRequest, Message, SamplingParams, TextPart
 from edge.runtime.engine import Engine, EngineConfig
 from edge.runtime.hardware import ExtraBuffers
+from edge.runtime import llama
 from edge.runtime.llama import LoadOptions
+from edge.runtime.scheduler import common_prefix
 from edge.runtime.sequence import END
 from edge.runtime.sources import resolve_model
 from tests.conftest import start_server, stop_server
@@ -253,3 +255,39 @@ def test_a_restarted_engine_finds_its_conversations_in_the_saved_cache(demo_mode
         assert finish.usage.cached_prompt_tokens == 0
     finally:
         differently_configured.close()
+
+
+def test_a_prefix_whose_sliding_window_was_overwritten_is_evaluated_again(demo_model_path, tmp_path):
+    """With --no-swa-full each stream's sliding-window layers hold n_swa + a batch of positions; past
+    that the oldest are overwritten. A later prompt sharing only an early prefix of that conversation
+    would attend, in those layers, to keys that are gone, so it is evaluated from the start; continuing
+    the conversation itself still reuses everything."""
+    files = resolve_model(str(demo_model_path), None, tmp_path / "models")
+    config = EngineConfig(ctx_size=2048, threads=2, parallel=1, batch_size=256, swa_full=False)
+    rules = [f"Rule {index}: keep the lamp lit and the log written." for index in range(80)]
+    greedy = SamplingParams(temperature=0.0)
+    long_history = (Message("system", (TextPart(" ".join(rules)),)), Message("user", (TextPart("Ready?"),)))
+    engine = Engine.load(files, config)
+    try:
+        window = engine.scheduler.trimmed_window
+        first = list(engine.generate(engine.prepare(GenerationRequest(messages=long_history, sampling=greedy,
+                                                                      max_tokens=2))))
+        assert first[-1].usage.prompt_tokens > window + config.batch_size  # the window's cells wrapped
+        assert llama.oldest_position(engine.context, 0) > 0
+        follow_up = (*long_history, Message("assistant", (TextPart(text_of(first)),)),
+                     Message("user", (TextPart("And now?"),)))
+        continued = list(engine.generate(engine.prepare(GenerationRequest(messages=follow_up, sampling=greedy,
+                                                                          max_tokens=2))))[-1]
+        assert continued.usage.cached_prompt_tokens >= first[-1].usage.prompt_tokens - 1
+        early_prefix = (Message("system", (TextPart(" ".join(rules[:20]) + " Be brief."),)),
+                        Message("user", (TextPart("Ready?"),)))
+        shared = engine.prepare(GenerationRequest(messages=early_prefix, sampling=greedy, max_tokens=2))
+        assert 200 < shared_prefix(engine, shared.tokens) < window  # it does share a long early prefix
+        finish = list(engine.generate(shared))[-1]
+        assert finish.usage.cached_prompt_tokens == 0
+    finally:
+        engine.close()
+
+
+def shared_prefix(engine, tokens) -> int:
+    return common_prefix(engine.scheduler.slots[0].cached, tokens)
