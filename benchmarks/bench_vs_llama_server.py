@@ -2,10 +2,11 @@
 
 Both servers run side by side (idle while the other is measured). Each round measures, on each server in
 turn (the order flips every round): single-client streaming decode speed at the hosted API's sampling
-defaults (temperature 0.7, top_p 0.95, nothing else), time to first token of a short prompt, 4 concurrent
-streaming clients (aggregate tok/s and median TTFT), three conversations interleaved turn by turn (the share
-of each follow-up prompt found cached, and the follow-ups' TTFT), and the resident memory. The end-of-text
-tokens are banned through logit_bias so both generate the full length.
+defaults (temperature 0.7, top_p 0.95, nothing else), time to first token of a short prompt neither server
+has seen, 4 concurrent streaming clients (aggregate tok/s and median TTFT), three conversations interleaved
+turn by turn (the share of each follow-up prompt found cached, and the follow-ups' TTFT), the short prompts
+again once other traffic has taken their slots, and the resident memory. The end-of-text tokens are banned
+through logit_bias so both generate the full length.
 
     .venv/bin/python benchmarks/bench_vs_llama_server.py --llama-server PATH/llama-server --rounds 3
 
@@ -101,10 +102,23 @@ def decode_tok_s(server: Server, runs: int = 3) -> float:
     return statistics.median(rates)
 
 
-def short_ttft_ms(server: Server, runs: int = 7) -> float:
+NAMES = ("Ada Alba Bram Cleo Dara Emil Fern Gus Hana Ivo Juno Kai Lena Milo Nora Otto Pia Quin Rosa Sami Tova "
+         "Uli Vera Wim Xena Yuri Zola Abel Bela Cato Dion Elke Finn Gwen Hugo Iris Jara Knut Lior Mara Nils "
+         "Olga Pavel Rhea Sven Tilda Umar Vidar Wanda Yara Zeno Anja Boris Carla Dmitri Esme Felix").split()
+
+
+def short_prompts(round_index: int, runs: int = 7) -> list[str]:
+    """Short prompts neither server has seen in this run: they differ from each other, and from every
+    earlier round's, at the first word of the message."""
+    names = NAMES[round_index * runs:(round_index + 1) * runs]
+    assert len(names) == runs, "more rounds than names"
+    return [f"{name} says hi. Say hello back." for name in names]
+
+
+def ttft_ms(server: Server, prompts: list[str]) -> float:
     values = []
-    for index in range(runs):
-        result = server.stream(user(f"Hi number {index}, say hello."), 4)
+    for prompt in prompts:
+        result = server.stream(user(prompt), 4)
         assert result.ok, (server.name, result.error)
         values.append(result.ttft_ms)
     return statistics.median(values)
@@ -151,13 +165,18 @@ def interleaved(server: Server, turns: int = 4) -> tuple[float, float]:
     return statistics.median(shares), statistics.median(ttfts)
 
 
-def measure(server: Server) -> dict:
+def measure(server: Server, round_index: int) -> dict:
     decode = decode_tok_s(server)
-    ttft = short_ttft_ms(server)
+    prompts = short_prompts(round_index)
+    ttft = ttft_ms(server, prompts)
     aggregate, ttft4 = four_clients(server)
     share, follow_up = interleaved(server)
+    # the same short prompts once more, now that other traffic has taken the slots they were in:
+    # llama-server restores them from its host-memory prompt cache (--cache-ram), edge evaluates them
+    repeat = ttft_ms(server, prompts)
     return {"decode_tok_s": decode, "ttft_ms": ttft, "aggregate4_tok_s": aggregate, "ttft4_ms": ttft4,
-            "cached_share": share, "follow_up_ttft_ms": follow_up, **rss_mib(server.process)}
+            "cached_share": share, "follow_up_ttft_ms": follow_up, "repeat_ttft_ms": repeat,
+            **rss_mib(server.process)}
 
 
 def prompt_tokens(server: Server) -> int:
@@ -165,11 +184,12 @@ def prompt_tokens(server: Server) -> int:
 
 
 ROWS = [("decode_tok_s", "one streaming client, decode tok/s (temperature 0.7, top_p 0.95)", "≥ 1.0"),
-        ("ttft_ms", "one client, time to first token of a short prompt (ms)", "≤ 1.1"),
+        ("ttft_ms", "one client, time to first token of a new short prompt (ms)", "≤ 1.1"),
         ("aggregate4_tok_s", "4 concurrent streaming clients, aggregate tok/s", "≥ 1.0"),
         ("ttft4_ms", "4 concurrent clients, median time to first token (ms)", "≤ 1.5"),
         ("cached_share", "interleaved conversations: share of each follow-up prompt cached", "≥ 0.95 (edge)"),
         ("follow_up_ttft_ms", "interleaved conversations: follow-up time to first token (ms)", "—"),
+        ("repeat_ttft_ms", "one client, the same short prompt again after other traffic (ms)", "—"),
         ("VmHWM", "peak resident memory (MiB)", "—")]
 
 
@@ -220,7 +240,7 @@ def main() -> int:
         rounds = []
         for index in range(args.rounds):
             order = servers if index % 2 == 0 else servers[::-1]
-            rounds.append({server.name: measure(server) for server in order})
+            rounds.append({server.name: measure(server, index) for server in order})
             print(f"round {index + 1}: {json.dumps(rounds[-1])}", flush=True)
         report = {"command": " ".join(sys.argv), "load_average": os.getloadavg(), "prompt_tokens": counts,
                   "model": str(args.model), "rounds": rounds, "table": table(rounds)}

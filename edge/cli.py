@@ -38,6 +38,9 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--persist-cache", dest="persist_cache", action="store_const", const=True,
                        help="save the cached conversations in --cache-dir at shutdown and restore them at start, "
                             "so a restarted server skips re-reading its system prompt (default off)")
+    group.add_argument("--cache-ram", type=int, metavar="MIB",
+                       help="host memory for conversations that lost their slot to another, restored instead "
+                            "of evaluated again when they continue; 0: off (default 1024)")
     group.add_argument("--extra-bufts", type=ExtraBuffers, choices=[choice.value for choice in ExtraBuffers],
                        help="llama.cpp weight repacking: auto turns it off where AMX kernels would crash (default auto)")
     group.add_argument("--profile", help="device profile under the flags and environment: laptop-cpu, "
@@ -174,6 +177,7 @@ def _load_engine(settings):
         ctx_size=settings.ctx_size, batch_size=settings.batch_size, threads=settings.thread_count,
         kv_type=settings.kv_type, prefix_cache=settings.prefix_cache, parallel=settings.parallel,
         swa_full=settings.swa_full, persist_cache=settings.cache_dir if settings.persist_cache else None,
+        cache_ram_mib=settings.cache_ram,
         load=LoadOptions(n_gpu_layers=settings.n_gpu_layers, extra_buffers=settings.extra_bufts,
                          use_mmap=settings.mmap, use_mlock=settings.mlock))
     return Engine.load(files, config, settings.model_alias[0] if settings.model_alias else None)

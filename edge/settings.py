@@ -43,6 +43,9 @@ class Settings:
     parallel: int = 4  # sequences decoded together, each with its own ctx_size window of the KV cache
     swa_full: bool = True  # sliding-window layers keep every position (prefix reuse after long turns)
     persist_cache: bool = False  # save the cached conversations at shutdown, restore them at start
+    # MiB of host memory for conversations that lost their slot to another one; restoring one is a memory
+    # copy where evaluating it again is a prefill (about 4 conversations of 4K tokens on Gemma 4 E4B)
+    cache_ram: int = 1024
     mmap: bool = True  # memory-map the GGUF (pages load on demand and can be shared)
     mlock: bool = False  # lock the weights in RAM so the OS never pages them out
     profile: str | None = None  # the device profile under flags and environment (edge/device/profiles)
@@ -131,6 +134,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "EDGE_PARALLEL": ("parallel", int),
     "EDGE_SWA_FULL": ("swa_full", _bool),
     "EDGE_PERSIST_CACHE": ("persist_cache", _bool),
+    "EDGE_CACHE_RAM": ("cache_ram", int),
     "EDGE_PROFILE": ("profile", str),
     "EDGE_MMAP": ("mmap", _bool),
     "EDGE_MLOCK": ("mlock", _bool),
@@ -206,6 +210,8 @@ def _check(settings: Settings) -> None:
         raise SettingsError(f"batch_size must be positive, got {settings.batch_size}")
     if not 1 <= settings.parallel <= 64:
         raise SettingsError(f"parallel must be 1-64, got {settings.parallel}")
+    if settings.cache_ram < 0:
+        raise SettingsError(f"cache_ram must be 0 (off) or more MiB, got {settings.cache_ram}")
     if settings.threads < 0:
         raise SettingsError(f"threads must be 0 (all) or positive, got {settings.threads}")
     if settings.kv_type not in KV_CACHE_TYPES:

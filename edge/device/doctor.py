@@ -132,18 +132,29 @@ def recommend(machine: Machine, devices: tuple[BackendDevice, ...], repack_types
     budget = machine_budget(machine, devices)
     gpu_flag = () if gpu_layers == profile.settings.get("n_gpu_layers", 0) else (f"--n-gpu-layers {gpu_layers}",)
     for model in _candidates(profile.model):
-        result = verdict(_known_shape(model), config, budget)
-        if result.fits:
-            reasons.append(f"{model} at ctx {config.ctx_size:,} plans {result.summary}")
-            return Recommendation(name, model, config.ctx_size, gpu_layers, tuple(reasons), gpu_flag)
+        shape = _known_shape(model)
+        for planned, flags in _leaner(config):
+            result = verdict(shape, planned, budget)
+            if result.fits:
+                reasons.append(f"{model} at ctx {planned.ctx_size:,} plans {result.summary}")
+                return Recommendation(name, model, planned.ctx_size, gpu_layers, tuple(reasons), (*flags, *gpu_flag))
         if result.largest_ctx:
             reasons.append(f"{model} fits only up to ctx {result.largest_ctx:,} here "
-                           f"({result.used / GIB:.1f} GiB planned at {config.ctx_size:,})")
+                           f"({result.used / GIB:.1f} GiB planned at {planned.ctx_size:,})")
             return Recommendation(name, model, result.largest_ctx, gpu_layers, tuple(reasons),
-                                  (f"--ctx-size {result.largest_ctx}", *gpu_flag))
+                                  (*flags, f"--ctx-size {result.largest_ctx}", *gpu_flag))
         reasons.append(f"{model} does not fit ({result.used / GIB:.1f} GiB planned, {result.limit / GIB:.1f} free)")
     reasons.append("Gemma 4 E4B does not fit in the free memory: try the smaller E2B")
     return Recommendation(name, "gemma-4-e2b", None, gpu_layers, tuple(reasons), gpu_flag)
+
+
+def _leaner(config: PlanConfig) -> list[tuple[PlanConfig, tuple[str, ...]]]:
+    """The profile's settings, then without the host-memory conversation cache: the first thing to give
+    up, since it only saves re-evaluating conversations that lost their slot."""
+    options = [(config, ())]
+    if config.cache_ram_mib:
+        options.append((replace(config, cache_ram_mib=0), ("--cache-ram 0",)))
+    return options
 
 
 def _gpu_layers(profile: Profile, devices: tuple[BackendDevice, ...]) -> tuple[int, str]:

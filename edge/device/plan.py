@@ -76,6 +76,7 @@ class PlanConfig:
     repack_types: frozenset[str] = frozenset()  # ggml types the CPU backend repacks; empty when off
     image_tokens: int = 0  # largest image budget served (0: text only, or no projector)
     mmap: bool = True  # weights memory-mapped: clean file pages the kernel may drop and re-read
+    cache_ram_mib: int = 0  # --cache-ram: conversations that lost their slot, kept in host memory (at most)
 
     @classmethod
     def from_settings(cls, settings, repack_types: frozenset[str] = frozenset(),
@@ -84,6 +85,7 @@ class PlanConfig:
                    batch_size=settings.batch_size, kv_type=settings.kv_type,
                    swa_full=getattr(settings, "swa_full", True), n_gpu_layers=settings.n_gpu_layers,
                    repack_types=repack_types, mmap=getattr(settings, "mmap", True),
+                   cache_ram_mib=getattr(settings, "cache_ram", 0),
                    image_tokens=settings.image_high_tokens if with_images else 0)
 
     @property
@@ -199,6 +201,8 @@ def plan_memory(shape: ModelShape, config: PlanConfig) -> MemoryPlan:
         Term("vocabulary tables", host=shape.n_vocab * VOCAB_BYTES_PER_TOKEN,
              detail=f"{shape.n_vocab:,} tokens x {VOCAB_BYTES_PER_TOKEN} bytes (measured)"),
         Term("runtime (Python, edge, llama.cpp)", host=RUNTIME_BASELINE_BYTES, detail="measured, no model loaded"),
+        Term("conversations kept in host memory", host=config.cache_ram_mib * 1024 * 1024,
+             detail="--cache-ram, at most: it fills only as conversations lose their slot"),
     )
     notes = []
     if config.n_gpu_layers:

@@ -22,7 +22,7 @@ else:  # pragma: no cover - Python 3.10
 GIB = 1024**3
 # settings a profile may set: the ones that shape memory, speed and the image budget on a device
 PROFILE_SETTINGS = ("threads", "ctx_size", "batch_size", "kv_type", "n_gpu_layers", "mmap", "mlock",
-                    "parallel", "swa_full", "image_max_count", "image_auto_tokens", "image_high_tokens",
+                    "parallel", "swa_full", "cache_ram", "image_max_count", "image_auto_tokens", "image_high_tokens",
                     "extra_bufts")
 
 

@@ -26,6 +26,7 @@ from edge.errors import ContextLengthExceededError, EngineError, InvalidRequestE
 from edge.formats import chat_format_for
 from edge.formats.base import ChatFormat
 from edge.runtime import kv_files, llama
+from edge.runtime.prompt_store import PromptStore
 from edge.core.events import Event
 from edge.core.constraints import Constraint
 from edge.core.request import MAX_OUTPUT_TOKENS, GenerationRequest, ImagePart
@@ -53,6 +54,7 @@ class EngineConfig:
     parallel: int = 1  # sequences decoded together, each with its own stream of ctx_size KV cells
     swa_full: bool = True
     persist_cache: Path | None = None  # folder: the cached conversations are saved there at close, restored at load
+    cache_ram_mib: int = 0  # host memory for conversations that lost their slot (0: none kept)
     load: llama.LoadOptions = llama.LoadOptions()
 
     @property
@@ -133,8 +135,9 @@ class Engine:
                                         if chat_format.text_markers else "(?!)")
         self.utf8_guard = Utf8Guard(model)
         self.vision_lock = threading.Lock()  # mtmd's context is not documented as thread-safe
-        self.scheduler = Scheduler(self, config.parallel, config.batch_size, info.repacked,
-                                   config.prefix_cache, 0 if config.swa_full else llama.sliding_window(model))
+        store = PromptStore(config.cache_ram_mib * 1024 * 1024) if config.cache_ram_mib else None
+        self.scheduler = Scheduler(self, config.parallel, config.batch_size, info.repacked, config.prefix_cache,
+                                   0 if config.swa_full else llama.sliding_window(model), store)
         self._restore_caches()
 
     @classmethod

@@ -34,6 +34,7 @@ from edge.errors import EngineError
 from edge.runtime import llama
 from edge.runtime.kv_files import load_sequence, save_sequence
 from edge.runtime.nucleus import NucleusKernel
+from edge.runtime.prompt_store import PromptStore, StoredPrompt
 from edge.runtime.sampling import Grammar, NoTokenAllowedError, TokenSampler
 from edge.runtime.sequence import END, Job, Sequence
 from edge.runtime.vision import VisionError
@@ -72,9 +73,13 @@ def common_prefix(cached: list[int], tokens: tuple[int, ...]) -> int:
 
 class Scheduler:
     def __init__(self, engine, parallel: int, batch_size: int, repacked: bool,
-                 prefix_cache: bool = True, trimmed_window: int = 0):
+                 prefix_cache: bool = True, trimmed_window: int = 0, store: PromptStore | None = None):
         self.engine = engine
         self.prefix_cache = prefix_cache
+        self.store = store if prefix_cache else None  # conversations that lost their slot (--cache-ram)
+        # slots whose cells a cross-stream copy reads at the next llama_decode: nothing may be written
+        # into them before then (llama.cpp copies the buffers when the next batch starts)
+        self._copy_sources: set[int] = set()
         # with --no-swa-full the sliding-window layers keep only about this many of a stream's last
         # positions, so a cached prefix may have lost part of the window its next token attends to
         self.trimmed_window = trimmed_window
@@ -229,13 +234,21 @@ class Scheduler:
         if not free:
             return False
         target, own = self._target(job, free)
-        own = self._usable_prefix(job, target, own)
+        own = self._usable_prefix(job, own, self._oldest(target))
         source, shared = self._best_source(job, target, own)
-        start = shared if source is not None else own
-        if source is not None:
-            self._copy_prefix(source, target, start)
+        stored, kept = self._best_stored(job, target, shared if source is not None else own)
+        if stored is not None:
+            self._keep_in_store(target, job)
+            start = self._restore(stored, target, kept)
+        elif source is not None:
+            self._keep_in_store(target, job)
+            self._copy_prefix(source, target, shared)
+            start = shared
         else:
-            self._trim(target, start)
+            if own < len(target.cached):
+                self._keep_in_store(target, job)
+            self._trim(target, own)
+            start = own
         self._start(job, target, start)
         return True
 
@@ -274,24 +287,56 @@ class Scheduler:
                 continue
             if not self.prefix_cache and (slot.sequence is None or slot.sequence.job is not job.leader):
                 continue
-            length = self._usable_prefix(job, slot, common_prefix(slot.cached, job.prepared.tokens))
+            length = self._usable_prefix(job, common_prefix(slot.cached, job.prepared.tokens), self._oldest(slot))
             if length > best_length:
                 best, best_length = slot, length
         return best, best_length
 
-    def _usable_prefix(self, job: Job, slot: Slot, common: int) -> int:
-        """How much of ``common``, a prefix ``slot`` shares with the prompt, can be kept. The last prompt
-        token is always evaluated again, for its logits; an image is all or nothing; and the sliding
-        window before the first new token must still be cached, else nothing is (a shorter prefix needs
-        older positions still, so it cannot do better)."""
+    def _best_stored(self, job: Job, target: Slot, best: int) -> tuple[StoredPrompt | None, int]:
+        """A conversation kept in host memory that shares a longer usable prefix than any slot."""
+        if self.store is None or job.deterministic or target.seq_id in self._copy_sources:
+            return None, 0
+        found, found_length = None, best
+        for entry in self.store.entries:
+            length = self._usable_prefix(job, common_prefix(entry.tokens, job.prepared.tokens), entry.oldest)
+            if length > found_length:
+                found, found_length = entry, length
+        return found, found_length
+
+    def _usable_prefix(self, job: Job, common: int, oldest: int) -> int:
+        """How much of ``common``, a prefix some cache shares with the prompt, can be kept. The last
+        prompt token is always evaluated again, for its logits; an image is all or nothing; and the
+        sliding window before the first new token must still be cached (``oldest`` is the cache's oldest
+        position), else nothing is: a shorter prefix needs older positions still."""
         common = min(common, len(job.prepared.tokens) - 1)
         for span in job.prepared.images:
             if span.start < common < span.start + span.n_tokens:
                 common = span.start
-        if common and self.trimmed_window:
-            if llama.oldest_position(self.engine.context, slot.seq_id) > max(0, common - self.trimmed_window):
-                return 0
+        if common and self.trimmed_window and oldest > max(0, common - self.trimmed_window):
+            return 0
         return common
+
+    def _oldest(self, slot: Slot) -> int:
+        return llama.oldest_position(self.engine.context, slot.seq_id) if self.trimmed_window else 0
+
+    def _keep_in_store(self, slot: Slot, job: Job) -> None:
+        """Before ``slot``'s cache is cut or replaced: keep it in host memory, unless this job's prompt
+        starts with all of it (the slot then ends up holding more than it does now)."""
+        if self.store is None or not slot.cached:
+            return
+        if common_prefix(slot.cached, job.prepared.tokens) == len(slot.cached):
+            return
+        self.store.save(self.engine.context, slot.seq_id, slot.cached, self._oldest(slot))
+
+    def _restore(self, entry: StoredPrompt, target: Slot, length: int) -> int:
+        """Copies a kept conversation into ``target`` and cuts it to ``length``; returns what is kept.
+        Its keys/values were computed beside who knows what, so seeded requests do not reuse them."""
+        if not self.store.restore(self.engine.context, entry, target.seq_id):
+            target.cached, target.pure = [], True
+            return 0
+        target.cached, target.pure = list(entry.tokens), False
+        self._trim(target, length)
+        return len(target.cached)
 
     def _trim(self, slot: Slot, keep: int) -> None:
         context = self.engine.context
@@ -312,6 +357,7 @@ class Scheduler:
             context.kv_cache_seq_rm(target.seq_id, length, -1)
         target.cached = source.cached[:length]
         target.pure = source.pure
+        self._copy_sources.add(source.seq_id)
 
     def _start(self, job: Job, slot: Slot, start: int) -> None:
         prepared = job.prepared
@@ -387,6 +433,7 @@ class Scheduler:
             for slot in slots:
                 self._fail(slot, error)
             return
+        self._copy_sources.clear()  # the decode began by doing the pending copies
         self._after_decode(slots, rows, added)
 
     def _after_decode(self, slots: list[Slot], rows: list[tuple[Slot, int]], added: dict[int, list[int]]) -> None:

@@ -291,3 +291,75 @@ def test_a_prefix_whose_sliding_window_was_overwritten_is_evaluated_again(demo_m
 
 def shared_prefix(engine, tokens) -> int:
     return common_prefix(engine.scheduler.slots[0].cached, tokens)
+
+
+def conversation(name: str, *turns: str) -> tuple[Message, ...]:
+    system = Message("system", (TextPart(f"You are {name}, keeper of the {name} light. " * 12),))
+    return (system, *(Message("user" if i % 2 == 0 else "assistant", (TextPart(text),)) for i, text in enumerate(turns)))
+
+
+def finish_of(engine, messages, **kwargs):
+    return list(engine.generate(engine.prepare(GenerationRequest(messages=messages, max_tokens=2, **kwargs))))[-1]
+
+
+def greedy_logprobs(engine, messages) -> tuple[list[float], Finish]:
+    events = list(engine.generate(engine.prepare(GenerationRequest(
+        messages=messages, max_tokens=8, sampling=SamplingParams(temperature=0.0), logprobs=True))))
+    return [lp.logprob for event in events if isinstance(event, TextDelta) for lp in event.logprobs], events[-1]
+
+
+def test_a_conversation_that_lost_its_slot_is_restored_from_host_memory(demo_model_path, tmp_path):
+    files = resolve_model(str(demo_model_path), None, tmp_path / "models")
+    # weights not repacked, so that reusing keys/values gives the very logits of evaluating them
+    exact = LoadOptions(extra_buffers=ExtraBuffers.OFF)
+    config = EngineConfig(ctx_size=2048, threads=2, parallel=1, batch_size=256, cache_ram_mib=64, load=exact)
+    ada, ada_follow_up = conversation("Ada", "Any ships?"), conversation("Ada", "Any ships?", "One.", "Where?")
+    kept_in_its_slot = Engine.load(files, EngineConfig(ctx_size=2048, threads=2, parallel=1, batch_size=256,
+                                                       load=exact))
+    try:
+        finish_of(kept_in_its_slot, ada)
+        expected, _ = greedy_logprobs(kept_in_its_slot, ada_follow_up)
+    finally:
+        kept_in_its_slot.close()
+    engine = Engine.load(files, config)
+    try:
+        first = finish_of(engine, ada)
+        finish_of(engine, conversation("Brook", "Any ships?"))  # takes Ada's only slot
+        store = engine.scheduler.store
+        assert len(store.entries) == 1 and len(store.entries[0].tokens) > first.usage.prompt_tokens
+        restored, follow_up = greedy_logprobs(engine, ada_follow_up)
+        assert follow_up.usage.cached_prompt_tokens >= first.usage.prompt_tokens
+        assert restored == expected
+        # Brook's conversation went to the store in turn; Ada's entry stays, still the longest for Ada
+        assert len(store.entries) == 2 and store.size <= store.limit
+        # a seeded request never reuses keys/values computed beside other traffic
+        seeded = finish_of(engine, conversation("Brook", "Any ships?", "No.", "Why?"),
+                           sampling=SamplingParams(temperature=1.0, seed=3))
+        assert seeded.usage.cached_prompt_tokens == 0
+    finally:
+        engine.close()
+
+
+def test_the_host_memory_cache_keeps_to_its_limit_dropping_the_least_recently_used(demo_model_path, tmp_path):
+    files = resolve_model(str(demo_model_path), None, tmp_path / "models")
+    probe = Engine.load(files, EngineConfig(ctx_size=2048, threads=2, parallel=1, batch_size=256, cache_ram_mib=64))
+    try:
+        finish_of(probe, conversation("Ada", "Any ships?"))
+        finish_of(probe, conversation("Brook", "Any ships?"))
+        one_entry = probe.scheduler.store.size
+    finally:
+        probe.close()
+    # room for two conversations of this length, not three
+    config = EngineConfig(ctx_size=2048, threads=2, parallel=1, batch_size=256,
+                          cache_ram_mib=-(-int(one_entry * 2.5) // (1024 * 1024)))
+    engine = Engine.load(files, config)
+    try:
+        store = engine.scheduler.store
+        store.limit = int(one_entry * 2.5)
+        for name in ("Ada", "Brook", "Cyd", "Dee"):
+            finish_of(engine, conversation(name, "Any ships?"))
+        assert len(store.entries) == 2 and store.size <= store.limit  # Ada's, the oldest, was dropped
+        assert finish_of(engine, conversation("Ada", "Any ships?", "One.", "Where?")).usage.cached_prompt_tokens < 20
+        assert finish_of(engine, conversation("Cyd", "Any ships?", "One.", "Where?")).usage.cached_prompt_tokens > 100
+    finally:
+        engine.close()

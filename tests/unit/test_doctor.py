@@ -105,6 +105,19 @@ def test_a_machine_too_small_for_the_profile_gets_a_smaller_context_or_model():
     assert starved.model == "gemma-4-e2b" and starved.ctx_size is None
 
 
+def test_the_conversation_cache_is_given_up_before_the_context():
+    sources, devices, system_info, repacking = recorded("raspberry-pi-5-8gb")
+    report = build_report(sources, devices, system_info, repacking, bandwidth=False)
+    # 4.3 GiB free: the profile's plan is 4.8 GiB with the default 1 GiB --cache-ram, 3.8 without it
+    squeezed = report.machine.__class__(**{**report.machine.__dict__,
+                                           "memory": report.machine.memory.__class__(8 * GIB, int(4.3 * GIB))})
+    from edge.device.doctor import recommend
+
+    recommendation = recommend(squeezed, tuple(devices), report.repack_types)
+    assert recommendation.model == "gemma-4-e4b-qat:Q4_0" and recommendation.ctx_size == 4096
+    assert "--cache-ram 0" in recommendation.command and "--ctx-size" not in recommendation.command
+
+
 def test_amx_turns_repacking_off_and_the_report_says_why():
     report = report_for("xeon-sapphire-rapids-amx")
     assert report.repacking.enabled is False and "AMX" in report.repacking.reason

@@ -142,3 +142,11 @@ def test_a_gguf_shape_reads_layers_vocabulary_and_tensor_bytes(demo_model_path):
     assert demo.weights.repackable["Q4_K"] == 13_271_040  # the 12.66 MiB llama.cpp reports as CPU_REPACK
     plan = plan_memory(demo, PlanConfig(ctx_size=2048))
     assert json.loads(json.dumps(plan.to_dict()))["kv_cells"] == 2048
+
+
+def test_the_conversation_cache_is_planned_at_its_limit_and_absent_when_off():
+    kept = plan_memory(E4B, PlanConfig(cache_ram_mib=1024))
+    assert term(kept, "conversations kept in host memory").host == 1024 * MIB
+    off = plan_memory(E4B, PlanConfig(cache_ram_mib=0))
+    assert all(item.name != "conversations kept in host memory" for item in off.terms)
+    assert kept.needed - off.needed == 1024 * MIB

@@ -32,6 +32,8 @@ def test_environment_is_read_and_flags_win():
     ({"EDGE_PREFIX_CACHE": "perhaps"}, "EDGE_PREFIX_CACHE"),
     ({"EDGE_KV_TYPE": "q4_0"}, "kv_type"),
     ({"EDGE_CTX_SIZE": "10"}, "ctx_size"),
+    ({"EDGE_CACHE_RAM": "-1"}, "cache_ram"),
+    ({"EDGE_CACHE_RAM": "lots"}, "EDGE_CACHE_RAM"),
 ])
 def test_bad_settings_are_named(environ, message):
     with pytest.raises(SettingsError, match=message):

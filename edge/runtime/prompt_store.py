@@ -1,0 +1,83 @@
+"""Conversations that lost their slot, kept in host memory (``--cache-ram``).
+
+A slot holds one conversation's keys/values. When a request takes a slot whose cache it does not
+continue, the conversation there would be evaluated again on its next turn; instead the sequence's
+state (``llama_state_seq_get_data``: its cells in every layer) is copied here first, and a later prompt
+that continues it further than any slot does has it copied back (``llama_state_seq_set_data``) into the
+slot it runs in. A copy costs a memory copy of the keys/values, where evaluating them again costs a
+prefill: benchmarks/bench_vs_llama_server.py measures both (llama-server keeps a cache like it).
+
+Entries are dropped least recently used first once the limit is passed; an entry that the saved one
+extends is dropped at once, since the new one serves every prompt the old one could.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+from dataclasses import dataclass
+
+import llama_cpp
+from llama_cpp import _internals
+
+
+@dataclass(eq=False)
+class StoredPrompt:
+    tokens: tuple[int, ...]
+    state: ctypes.Array  # the bytes llama_state_seq_get_data wrote
+    oldest: int  # oldest position held in every layer (more than 0 once a trimmed window wrapped)
+    last_used: int
+
+    @property
+    def size(self) -> int:
+        return len(self.state)
+
+
+class PromptStore:
+    def __init__(self, limit_bytes: int):
+        self.limit = limit_bytes
+        self.entries: list[StoredPrompt] = []
+        self._clock = itertools.count(1)
+
+    @property
+    def size(self) -> int:
+        return sum(entry.size for entry in self.entries)
+
+    def holds(self, tokens: list[int]) -> bool:
+        """Whether an entry already serves every prompt ``tokens`` could (it starts with them)."""
+        n = len(tokens)
+        wanted = tuple(tokens)
+        return any(entry.tokens[:n] == wanted for entry in self.entries)
+
+    def save(self, context: _internals.LlamaContext, seq_id: int, tokens: list[int], oldest: int) -> bool:
+        """Copies sequence ``seq_id``, which holds ``tokens``, unless it does not fit the limit at all."""
+        if not tokens or self.holds(tokens):
+            return False
+        size = llama_cpp.llama_state_seq_get_size(context.ctx, seq_id)
+        if not size or size > self.limit:
+            return False
+        state = (ctypes.c_uint8 * size)()
+        if llama_cpp.llama_state_seq_get_data(context.ctx, state, size, seq_id) != size:
+            return False
+        saved = tuple(tokens)
+        # an entry the new one extends serves nothing the new one does not
+        self.entries = [entry for entry in self.entries if saved[:len(entry.tokens)] != entry.tokens]
+        self.entries.append(StoredPrompt(saved, state, oldest, next(self._clock)))
+        self._drop_to(self.limit)
+        return True
+
+    def restore(self, context: _internals.LlamaContext, entry: StoredPrompt, seq_id: int) -> bool:
+        """Replaces sequence ``seq_id``'s cache with ``entry``'s; False (and an empty sequence) on failure."""
+        context.kv_cache_seq_rm(seq_id, 0, -1)
+        entry.last_used = next(self._clock)
+        if llama_cpp.llama_state_seq_set_data(context.ctx, entry.state, entry.size, seq_id):
+            return True
+        context.kv_cache_seq_rm(seq_id, 0, -1)
+        self.entries.remove(entry)
+        return False
+
+    def _drop_to(self, limit: int) -> None:
+        self.entries.sort(key=lambda entry: entry.last_used)
+        total = self.size
+        while self.entries and total > limit:
+            total -= self.entries.pop(0).size
