@@ -1,12 +1,12 @@
 """edge against llama.cpp's own ``llama-server`` on the same GGUF, measured in one run, alternating.
 
 Both servers run side by side (idle while the other is measured). Each round measures, on each server in
-turn (the order flips every round): single-client streaming decode speed at the hosted API's sampling
-defaults (temperature 0.7, top_p 0.95, nothing else), time to first token of a short prompt neither server
-has seen, 4 concurrent streaming clients (aggregate tok/s and median TTFT), three conversations interleaved
-turn by turn (the share of each follow-up prompt found cached, and the follow-ups' TTFT), the short prompts
-again once other traffic has taken their slots, and the resident memory. The end-of-text tokens are banned
-through logit_bias so both generate the full length.
+turn (the order flips every round; the single-client rows alternate run by run): single-client streaming
+decode speed at the hosted API's sampling defaults (temperature 0.7, top_p 0.95, nothing else), time to
+first token of a short prompt neither server has seen, 4 concurrent streaming clients (aggregate tok/s and
+median TTFT), three conversations interleaved turn by turn (the share of each follow-up prompt found
+cached, and the follow-ups' TTFT), the short prompts again once other traffic has taken their slots, and
+the resident memory. The end-of-text tokens are banned through logit_bias so both generate the full length.
 
     .venv/bin/python benchmarks/bench_vs_llama_server.py --llama-server PATH/llama-server --rounds 3
 
@@ -92,14 +92,11 @@ def user(text: str) -> list[dict]:
     return [{"role": "user", "content": text}]
 
 
-def decode_tok_s(server: Server, runs: int = 3) -> float:
+def decode_tok_s(server: Server) -> float:
     """Tokens after the first over the time from first to last: the decode speed one client sees."""
-    rates = []
-    for _ in range(runs):
-        result = server.stream(user(LONG_PROMPT), 256)
-        assert result.ok, result.error
-        rates.append(len(result.itl_ms) / (sum(result.itl_ms) / 1000))
-    return statistics.median(rates)
+    result = server.stream(user(LONG_PROMPT), 256)
+    assert result.ok, (server.name, result.error)
+    return len(result.itl_ms) / (sum(result.itl_ms) / 1000)
 
 
 NAMES = ("Ada Alba Bram Cleo Dara Emil Fern Gus Hana Ivo Juno Kai Lena Milo Nora Otto Pia Quin Rosa Sami Tova "
@@ -115,13 +112,30 @@ def short_prompts(round_index: int, runs: int = 7) -> list[str]:
     return [f"{name} says hi. Say hello back." for name in names]
 
 
+def first_token_ms(server: Server, prompt: str) -> float:
+    result = server.stream(user(prompt), 4)
+    assert result.ok, (server.name, result.error)
+    return result.ttft_ms
+
+
 def ttft_ms(server: Server, prompts: list[str]) -> float:
-    values = []
-    for prompt in prompts:
-        result = server.stream(user(prompt), 4)
-        assert result.ok, (server.name, result.error)
-        values.append(result.ttft_ms)
-    return statistics.median(values)
+    return statistics.median(first_token_ms(server, prompt) for prompt in prompts)
+
+
+def alternating(servers: list[Server], runs, measure_one) -> dict[str, float]:
+    """The median of ``measure_one(server, run)`` over ``runs``, the servers taking turns run by run (the
+    first of each pair alternating too), so that the machine's noise falls on both alike."""
+    values: dict[str, list[float]] = {server.name: [] for server in servers}
+    for index, run in enumerate(runs):
+        for server in (servers if index % 2 == 0 else servers[::-1]):
+            values[server.name].append(measure_one(server, run))
+    return {name: statistics.median(found) for name, found in values.items()}
+
+
+def single_client(servers: list[Server], prompts: list[str], decode_runs: int = 4) -> dict[str, dict]:
+    decode = alternating(servers, range(decode_runs), lambda server, _: decode_tok_s(server))
+    ttft = alternating(servers, prompts, first_token_ms)
+    return {name: {"decode_tok_s": decode[name], "ttft_ms": ttft[name]} for name in decode}
 
 
 def four_clients(server: Server) -> tuple[float, float]:
@@ -165,18 +179,15 @@ def interleaved(server: Server, turns: int = 4) -> tuple[float, float]:
     return statistics.median(shares), statistics.median(ttfts)
 
 
-def measure(server: Server, round_index: int) -> dict:
-    decode = decode_tok_s(server)
-    prompts = short_prompts(round_index)
-    ttft = ttft_ms(server, prompts)
+def measure(server: Server, prompts: list[str]) -> dict:
     aggregate, ttft4 = four_clients(server)
     share, follow_up = interleaved(server)
-    # the same short prompts once more, now that other traffic has taken the slots they were in:
-    # llama-server restores them from its host-memory prompt cache (--cache-ram), edge evaluates them
+    # the same short prompts once more, now that other traffic has taken the slots they were in: both
+    # servers keep conversations that lost their slot in host memory (edge --cache-ram, llama-server's
+    # prompt cache) and restore them
     repeat = ttft_ms(server, prompts)
-    return {"decode_tok_s": decode, "ttft_ms": ttft, "aggregate4_tok_s": aggregate, "ttft4_ms": ttft4,
-            "cached_share": share, "follow_up_ttft_ms": follow_up, "repeat_ttft_ms": repeat,
-            **rss_mib(server.process)}
+    return {"aggregate4_tok_s": aggregate, "ttft4_ms": ttft4, "cached_share": share,
+            "follow_up_ttft_ms": follow_up, "repeat_ttft_ms": repeat, **rss_mib(server.process)}
 
 
 def prompt_tokens(server: Server) -> int:
@@ -240,7 +251,9 @@ def main() -> int:
         rounds = []
         for index in range(args.rounds):
             order = servers if index % 2 == 0 else servers[::-1]
-            rounds.append({server.name: measure(server, index) for server in order})
+            prompts = short_prompts(index)
+            single = single_client(order, prompts)
+            rounds.append({server.name: {**single[server.name], **measure(server, prompts)} for server in order})
             print(f"round {index + 1}: {json.dumps(rounds[-1])}", flush=True)
         report = {"command": " ".join(sys.argv), "load_average": os.getloadavg(), "prompt_tokens": counts,
                   "model": str(args.model), "rounds": rounds, "table": table(rounds)}
