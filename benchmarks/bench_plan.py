@@ -187,7 +187,9 @@ def _model_files(name: str, work: Path) -> tuple[Path, Path | None, list[str]]:
 
 def run_case(case: Case, work: Path, serve_parallel: bool) -> Measurement:
     model_path, mmproj, model_args = _model_files(case.model.split("+")[0], work)
-    args = [*model_args, "--ctx-size", str(case.ctx)]
+    # one worst-case request never sends a conversation to host memory: the plan's --cache-ram term is a
+    # limit the server reaches only with traffic, so both sides leave it out
+    args = [*model_args, "--ctx-size", str(case.ctx), "--cache-ram", "0"]
     if serve_parallel:
         args += ["--parallel", str(case.parallel)]
     from edge.settings import Settings
@@ -223,7 +225,7 @@ def measure_baseline(runs: int, work: Path) -> int:
     from edge.device.plan import RUNTIME_BASELINE_BYTES
 
     model_path, mmproj, model_args = _model_files("test", work)
-    args = [*model_args, "--ctx-size", "256", "--batch-size", "64"]
+    args = [*model_args, "--ctx-size", "256", "--batch-size", "64", "--cache-ram", "0"]
     model_terms = _predict(model_path, mmproj, args, with_image=False) - RUNTIME_BASELINE_BYTES
     samples = []
     for run in range(runs):
@@ -254,7 +256,7 @@ def measure_image_cost(work: Path) -> float:
 
     model_path, mmproj, model_args = _model_files("test", work)
     tokens = Settings().image_high_tokens
-    process, base = _start([*model_args, "--ctx-size", "4096"], work / "image-baseline.log")
+    process, base = _start([*model_args, "--ctx-size", "4096", "--cache-ram", "0"], work / "image-baseline.log")
     try:
         model = httpx.get(f"{base}/v1/models").json()["data"][0]["id"]
         body = {"model": model, "max_tokens": 4, "enable_thinking": False}

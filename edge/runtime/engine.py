@@ -193,6 +193,10 @@ class Engine:
     def waiting(self) -> int:
         return self.scheduler.waiting
 
+    @property
+    def cache_ram_bytes(self) -> int:
+        return self.scheduler.kept_bytes
+
     def wake(self) -> None:
         """A cancel flag was set: the scheduler sees it at its next step even when idle."""
         self.scheduler.wake()

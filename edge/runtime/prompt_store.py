@@ -37,11 +37,8 @@ class PromptStore:
     def __init__(self, limit_bytes: int):
         self.limit = limit_bytes
         self.entries: list[StoredPrompt] = []
+        self.size = 0  # bytes held, kept as one number so that /metrics may read it from any thread
         self._clock = itertools.count(1)
-
-    @property
-    def size(self) -> int:
-        return sum(entry.size for entry in self.entries)
 
     def holds(self, tokens: list[int]) -> bool:
         """Whether an entry already serves every prompt ``tokens`` could (it starts with them)."""
@@ -73,11 +70,14 @@ class PromptStore:
         if llama_cpp.llama_state_seq_set_data(context.ctx, entry.state, entry.size, seq_id):
             return True
         context.kv_cache_seq_rm(seq_id, 0, -1)
-        self.entries.remove(entry)
+        if entry in self.entries:  # a save just before may have dropped it already
+            self.entries.remove(entry)
+        self.size = sum(kept.size for kept in self.entries)
         return False
 
     def _drop_to(self, limit: int) -> None:
-        self.entries.sort(key=lambda entry: entry.last_used)
-        total = self.size
-        while self.entries and total > limit:
-            total -= self.entries.pop(0).size
+        entries = sorted(self.entries, key=lambda entry: entry.last_used)
+        total = sum(entry.size for entry in entries)
+        while entries and total > limit:
+            total -= entries.pop(0).size
+        self.entries, self.size = entries, total

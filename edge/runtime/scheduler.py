@@ -115,6 +115,11 @@ class Scheduler:
     def running(self) -> int:
         return sum(not slot.idle for slot in self.slots)
 
+    @property
+    def kept_bytes(self) -> int:
+        """Host memory the conversations that lost their slot take now."""
+        return self.store.size if self.store is not None else 0
+
     def wake(self) -> None:
         """A job was cancelled: let the loop see it even if it is idle."""
         with self._condition:

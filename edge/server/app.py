@@ -424,7 +424,8 @@ def create_app(settings: Settings, engine: Engine, keys: metering.ApiKeys | None
         worker = GenerationWorker(engine)
         app.state.worker = worker
         app.state.admission = Admission(worker, settings.max_queue, settings.shutdown_grace)
-        app.state.metrics = Metrics(lambda: app.state.admission.queue_depth, lambda: worker.running)
+        app.state.metrics = Metrics(lambda: app.state.admission.queue_depth, lambda: worker.running,
+                                    lambda: worker.cache_ram_bytes)
         app.state.max_token_chars = await asyncio.to_thread(max_token_chars, lambda: _token_pieces(engine))
         reload_keys = _watch_keys_file(app, settings)
         log.info("serving model %s (%s, context %d tokens)", ", ".join(map(repr, app.state.models.ids)),

@@ -20,7 +20,8 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
 class Metrics:
-    def __init__(self, queue_depth: Callable[[], float], running: Callable[[], float]):
+    def __init__(self, queue_depth: Callable[[], float], running: Callable[[], float],
+                 cache_ram_bytes: Callable[[], float] = lambda: 0):
         self.registry = CollectorRegistry()
         registry = self.registry
         self.requests = Counter("edge_requests", "HTTP requests answered, by route and status",
@@ -48,6 +49,8 @@ class Metrics:
                                              ["key"], registry=registry)
         Gauge("edge_queue_depth", "Admitted requests not decoding yet", registry=registry).set_function(queue_depth)
         Gauge("edge_running_sequences", "Sequences decoding now", registry=registry).set_function(running)
+        Gauge("edge_cache_ram_bytes", "Host memory held by conversations that lost their slot (--cache-ram)",
+              registry=registry).set_function(cache_ram_bytes)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -36,6 +36,10 @@ class GenerationWorker:
     def waiting(self) -> int:
         return self.engine.waiting
 
+    @property
+    def cache_ram_bytes(self) -> int:
+        return self.engine.cache_ram_bytes
+
     async def prepare(self, request: GenerationRequest) -> PreparedPrompt:
         return await asyncio.to_thread(self.engine.prepare, request)
 

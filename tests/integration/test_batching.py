@@ -331,7 +331,8 @@ def test_a_conversation_that_lost_its_slot_is_restored_from_host_memory(demo_mod
         assert follow_up.usage.cached_prompt_tokens >= first.usage.prompt_tokens
         assert restored == expected
         # Brook's conversation went to the store in turn; Ada's entry stays, still the longest for Ada
-        assert len(store.entries) == 2 and store.size <= store.limit
+        assert len(store.entries) == 2 and store.size == sum(entry.size for entry in store.entries) <= store.limit
+        assert engine.cache_ram_bytes == store.size
         # a seeded request never reuses keys/values computed beside other traffic
         seeded = finish_of(engine, conversation("Brook", "Any ships?", "No.", "Why?"),
                            sampling=SamplingParams(temperature=1.0, seed=3))

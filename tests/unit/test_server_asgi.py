@@ -53,6 +53,7 @@ class FakeEngine:
     each, ``seconds_per_token`` apart; ``gate`` holds every generation at its start."""
 
     parallel = 1
+    cache_ram_bytes = 0
 
     def __init__(self, tokens: int = 3, seconds_per_token: float = 0.0):
         self.info = FakeInfo()
