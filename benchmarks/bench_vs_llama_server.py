@@ -138,8 +138,9 @@ def single_client(servers: list[Server], prompts: list[str], decode_runs: int = 
     return {name: {"decode_tok_s": decode[name], "ttft_ms": ttft[name]} for name in decode}
 
 
-def four_clients(server: Server) -> tuple[float, float]:
-    prompts = [f"{LONG_PROMPT} Version {index}." for index in range(4)]
+def four_clients(server: Server, round_index: int) -> tuple[float, float]:
+    # new prompts every round, so that no round finds an earlier round's in either server's cache
+    prompts = [f"Round {round_index}. {LONG_PROMPT} Version {index}." for index in range(4)]
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(lambda prompt: server.stream(user(prompt), 128), prompts))
@@ -158,12 +159,12 @@ def cached_share(server: Server, response: dict) -> float:
     return (cached or 0) / prompt if prompt else 0.0
 
 
-def interleaved(server: Server, turns: int = 4) -> tuple[float, float]:
+def interleaved(server: Server, round_index: int, turns: int = 4) -> tuple[float, float]:
     """Three conversations, one turn each in turn; returns (median cached share, median follow-up TTFT)."""
     # an assistant's system prompt is long next to one turn: a few hundred tokens of instructions
     rules = " ".join(f"Rule {index}: answer kindly, briefly and truthfully." for index in range(25))
-    systems = [f"You are a sailor. {rules}", f"You are a baker who loves bread. {rules}",
-               f"You are an astronomer. {rules}"]
+    systems = [f"Session {round_index}. You are {who}. {rules}"
+               for who in ("a sailor", "a baker who loves bread", "an astronomer")]
     histories = [[{"role": "system", "content": system}] for system in systems]
     shares, ttfts = [], []
     for turn in range(turns):
@@ -179,15 +180,25 @@ def interleaved(server: Server, turns: int = 4) -> tuple[float, float]:
     return statistics.median(shares), statistics.median(ttfts)
 
 
-def measure(server: Server, prompts: list[str]) -> dict:
-    aggregate, ttft4 = four_clients(server)
-    share, follow_up = interleaved(server)
+def measure(server: Server, round_index: int, prompts: list[str]) -> dict:
+    aggregate, ttft4 = four_clients(server, round_index)
+    share, follow_up = interleaved(server, round_index)
     # the same short prompts once more, now that other traffic has taken the slots they were in: both
     # servers keep conversations that lost their slot in host memory (edge --cache-ram, llama-server's
     # prompt cache) and restore them
     repeat = ttft_ms(server, prompts)
     return {"aggregate4_tok_s": aggregate, "ttft4_ms": ttft4, "cached_share": share,
-            "follow_up_ttft_ms": follow_up, "repeat_ttft_ms": repeat, **rss_mib(server.process)}
+            "follow_up_ttft_ms": follow_up, "repeat_ttft_ms": repeat, **rss_mib(server.process),
+            "kept_mib": kept_mib(server)}
+
+
+def kept_mib(server: Server) -> float:
+    """edge's conversations kept in host memory now (part of its RSS); llama-server does not say."""
+    response = server.client.get(f"{server.base}/metrics")
+    for line in response.text.splitlines() if response.status_code == 200 else ():
+        if line.startswith("edge_cache_ram_bytes "):
+            return float(line.split()[1]) / 2**20
+    return 0.0
 
 
 def prompt_tokens(server: Server) -> int:
@@ -201,7 +212,8 @@ ROWS = [("decode_tok_s", "one streaming client, decode tok/s (temperature 0.7, t
         ("cached_share", "interleaved conversations: share of each follow-up prompt cached", "≥ 0.95 (edge)"),
         ("follow_up_ttft_ms", "interleaved conversations: follow-up time to first token (ms)", "—"),
         ("repeat_ttft_ms", "one client, the same short prompt again after other traffic (ms)", "—"),
-        ("VmHWM", "peak resident memory (MiB)", "—")]
+        ("VmHWM", "peak resident memory (MiB)", "—"),
+        ("kept_mib", "of which conversations kept in host memory at the end (edge, MiB)", "—")]
 
 
 def table(rounds: list[dict]) -> str:
@@ -253,7 +265,7 @@ def main() -> int:
             order = servers if index % 2 == 0 else servers[::-1]
             prompts = short_prompts(index)
             single = single_client(order, prompts)
-            rounds.append({server.name: {**single[server.name], **measure(server, prompts)} for server in order})
+            rounds.append({server.name: {**single[server.name], **measure(server, index, prompts)} for server in order})
             print(f"round {index + 1}: {json.dumps(rounds[-1])}", flush=True)
         report = {"command": " ".join(sys.argv), "load_average": os.getloadavg(), "prompt_tokens": counts,
                   "model": str(args.model), "rounds": rounds, "table": table(rounds)}
