@@ -35,6 +35,7 @@ def describe(engine: Engine) -> dict[str, Any]:
                     "kv_cells": engine.config.kv_cells, "kv_swa_full": engine.config.swa_full,
                     "kv_cache_mib": round(info.kv_cache_mib, 2),
                     "kv_cache_mib_per_slot": round(info.kv_cache_mib / engine.config.parallel, 2),
+                    "cache_ram_mib": engine.config.cache_ram_mib,
                     "weight_repacking": repack.enabled, "weight_repacking_reason": repack.reason},
         "hardware": describe_machine(),
     }

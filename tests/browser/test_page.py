@@ -36,7 +36,7 @@ def test_the_page_is_served_at_the_root_with_a_strict_policy(demo_server):
 
 def test_an_answer_streams_in_and_is_exactly_what_the_server_wrote(open_page, demo_server):
     chat = open_page(demo_server)
-    chat.throttle()  # SSE frames arrive over many frames of the page, whatever the machine's speed
+    chat.throttle(1500)  # SSE frames arrive over many frames of the page (~2 s), whatever the machine's speed
     chat.set_param("max_tokens", 6)
     chat.set_param("seed", 7)
     chat.set_param("top_k", 40)
