@@ -90,30 +90,28 @@ def test_each_recorded_machine_gets_a_recommendation_its_memory_holds(name, mode
     assert any(" plans " in reason for reason in recommendation.reasons)
 
 
-def test_a_machine_too_small_for_the_profile_gets_a_smaller_context_or_model():
-    sources, devices, system_info, repacking = recorded("raspberry-pi-5-8gb")
-    report = build_report(sources, devices, system_info, repacking, bandwidth=False)
-    tight = report.machine.__class__(**{**report.machine.__dict__,
-                                        "memory": report.machine.memory.__class__(8 * GIB, int(3.72 * GIB))})
+def recommend_for_a_pi_with(available_gib: float):
+    """The recorded Raspberry Pi 5, as if only ``available_gib`` of its memory were free."""
     from edge.device.doctor import recommend
 
-    squeezed = recommend(tight, tuple(devices), report.repack_types)
+    sources, devices, system_info, repacking = recorded("raspberry-pi-5-8gb")
+    report = build_report(sources, devices, system_info, repacking, bandwidth=False)
+    machine = report.machine.__class__(**{**report.machine.__dict__, "memory": report.machine.memory.__class__(
+        8 * GIB, int(available_gib * GIB))})
+    return recommend(machine, tuple(devices), report.repack_types)
+
+
+def test_a_machine_too_small_for_the_profile_gets_a_smaller_context_or_model():
+    squeezed = recommend_for_a_pi_with(3.72)
     assert squeezed.model == "gemma-4-e4b-qat:Q4_0" and 256 <= squeezed.ctx_size < 4096
     assert f"--ctx-size {squeezed.ctx_size}" in squeezed.command
-    starved = recommend(tight.__class__(**{**tight.__dict__, "memory": tight.memory.__class__(8 * GIB, GIB)}),
-                        tuple(devices), report.repack_types)
+    starved = recommend_for_a_pi_with(1)
     assert starved.model == "gemma-4-e2b" and starved.ctx_size is None
 
 
 def test_the_conversation_cache_is_given_up_before_the_context():
-    sources, devices, system_info, repacking = recorded("raspberry-pi-5-8gb")
-    report = build_report(sources, devices, system_info, repacking, bandwidth=False)
     # 4.3 GiB free: the profile's plan is 4.8 GiB with the default 1 GiB --cache-ram, 3.8 without it
-    squeezed = report.machine.__class__(**{**report.machine.__dict__,
-                                           "memory": report.machine.memory.__class__(8 * GIB, int(4.3 * GIB))})
-    from edge.device.doctor import recommend
-
-    recommendation = recommend(squeezed, tuple(devices), report.repack_types)
+    recommendation = recommend_for_a_pi_with(4.3)
     assert recommendation.model == "gemma-4-e4b-qat:Q4_0" and recommendation.ctx_size == 4096
     assert "--cache-ram 0" in recommendation.command and "--ctx-size" not in recommendation.command
 
