@@ -36,8 +36,8 @@ def test_the_page_is_served_at_the_root_with_a_strict_policy(demo_server):
 
 def test_an_answer_streams_in_and_is_exactly_what_the_server_wrote(open_page, demo_server):
     chat = open_page(demo_server)
-    chat.throttle(1500)  # SSE frames arrive over many frames of the page (~2 s), whatever the machine's speed
-    chat.set_param("max_tokens", 6)
+    chat.throttle()  # SSE frames arrive over many frames of the page, whatever the machine's speed
+    chat.set_param("max_tokens", 40)  # a stream of about a second: it cannot arrive as one piece
     chat.set_param("seed", 7)
     chat.set_param("top_k", 40)
     chat.record_states()
@@ -47,7 +47,7 @@ def test_an_answer_streams_in_and_is_exactly_what_the_server_wrote(open_page, de
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
     assert body["messages"] == [{"role": "user", "content": "Name three lighthouses."}]
     partial = {state["content"] for state in chat.states() if state["streaming"] and state["content"]}
-    assert len(partial) >= 2, "the answer should appear piece by piece while it streams"
+    assert len(partial) >= 2, ("the answer should appear piece by piece while it streams", chat.states())
 
     expected = api_answer(demo_server, body)  # seeded: the same request gives the same tokens
     stored_answer = [m for m in chat.stored()[0]["messages"].values() if m["role"] == "assistant"][0]
