@@ -8,17 +8,26 @@ slot it runs in. A copy costs a memory copy of the keys/values, where evaluating
 prefill: benchmarks/bench_vs_llama_server.py measures both (llama-server keeps a cache like it).
 
 Entries are dropped least recently used first once the limit is passed; an entry that the saved one
-extends is dropped at once, since the new one serves every prompt the old one could.
+extends is dropped at once, since the new one serves every prompt the old one could. With
+``--persist-cache`` they are written beside the slots at shutdown and read back at start.
 """
 
 from __future__ import annotations
 
 import ctypes
 import itertools
+import logging
+import struct
 from dataclasses import dataclass
+from pathlib import Path
 
 import llama_cpp
 from llama_cpp import _internals
+
+log = logging.getLogger("edge.runtime")
+
+_MAGIC = b"EDGEKEPT1"
+_HEADER = struct.Struct("<9sqqq")  # magic, token count, oldest position, state bytes
 
 
 @dataclass(eq=False)
@@ -75,9 +84,55 @@ class PromptStore:
         self.size = sum(kept.size for kept in self.entries)
         return False
 
+    def write(self, directory: Path) -> int:
+        """Writes every entry, least recently used first, replacing what an earlier shutdown wrote;
+        returns the bytes written. The state bytes are llama.cpp's own, read back as they are."""
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("kept-*.bin"):
+            stale.unlink()
+        written = 0
+        for index, entry in enumerate(sorted(self.entries, key=lambda kept: kept.last_used)):
+            path = directory / f"kept-{index:04d}.bin"
+            partial = path.with_suffix(".partial")
+            with partial.open("wb") as file:
+                file.write(_HEADER.pack(_MAGIC, len(entry.tokens), entry.oldest, entry.size))
+                file.write(struct.pack(f"<{len(entry.tokens)}i", *entry.tokens))
+                file.write(memoryview(entry.state))
+            partial.replace(path)
+            written += path.stat().st_size
+        return written
+
+    def read(self, directory: Path) -> int:
+        """Reads what ``write`` left, up to the limit (the most recently used first); returns the tokens
+        read. A file that is not whole is removed, never half loaded."""
+        restored = 0
+        for path in sorted(directory.glob("kept-*.bin"), reverse=True):
+            entry = _read_entry(path)
+            if entry is None:
+                log.warning("discarding %s: not a whole kept conversation", path)
+                path.unlink(missing_ok=True)
+            elif self.size + entry.size <= self.limit:
+                entry.last_used = -len(self.entries)  # older than anything used from now on, in file order
+                self.entries.append(entry)
+                self.size += entry.size
+                restored += len(entry.tokens)
+        return restored
+
     def _drop_to(self, limit: int) -> None:
         entries = sorted(self.entries, key=lambda entry: entry.last_used)
         total = sum(entry.size for entry in entries)
         while entries and total > limit:
             total -= entries.pop(0).size
         self.entries, self.size = entries, total
+
+
+def _read_entry(path: Path) -> StoredPrompt | None:
+    data = path.read_bytes()
+    if len(data) < _HEADER.size:
+        return None
+    magic, n_tokens, oldest, size = _HEADER.unpack_from(data)
+    if magic != _MAGIC or n_tokens <= 0 or size <= 0 or len(data) != _HEADER.size + 4 * n_tokens + size:
+        return None
+    tokens = struct.unpack_from(f"<{n_tokens}i", data, _HEADER.size)
+    state = (ctypes.c_uint8 * size).from_buffer_copy(data, _HEADER.size + 4 * n_tokens)
+    return StoredPrompt(tuple(tokens), state, oldest, 0)

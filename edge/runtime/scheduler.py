@@ -135,8 +135,9 @@ class Scheduler:
         self._batch.close()
 
     def save_caches(self, directory: Path) -> int:
-        """Writes every slot's cached tokens and keys/values (the loop must be stopped); returns bytes."""
-        written = 0
+        """Writes every slot's cached tokens and keys/values, and the conversations kept in host memory
+        (the loop must be stopped); returns bytes."""
+        written = self.store.write(directory) if self.store is not None else 0
         for slot in self.slots:
             path = directory / f"slot-{slot.seq_id}.bin"
             if slot.cached:
@@ -156,6 +157,8 @@ class Scheduler:
                 slot.pure = not slot.cached
                 slot.last_used = next(self._clock)
                 restored += len(slot.cached)
+        if self.store is not None:
+            restored += self.store.read(directory)
         return restored
 
     # -- the loop (scheduler thread only) ---------------------------------------------------------

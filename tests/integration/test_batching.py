@@ -364,3 +364,24 @@ def test_the_host_memory_cache_keeps_to_its_limit_dropping_the_least_recently_us
         assert finish_of(engine, conversation("Cyd", "Any ships?", "One.", "Where?")).usage.cached_prompt_tokens > 100
     finally:
         engine.close()
+
+
+def test_conversations_kept_in_host_memory_survive_a_restart_with_persist_cache(demo_model_path, tmp_path):
+    files = resolve_model(str(demo_model_path), None, tmp_path / "models")
+    config = EngineConfig(ctx_size=2048, threads=2, parallel=1, batch_size=256, cache_ram_mib=64,
+                          persist_cache=tmp_path / "saved")
+    first = Engine.load(files, config)
+    try:
+        ada = finish_of(first, conversation("Ada", "Any ships?"))
+        finish_of(first, conversation("Brook", "Any ships?"))  # Ada's conversation goes to host memory
+    finally:
+        first.close()
+    saved = next((tmp_path / "saved").rglob("kept-*.bin"))
+    (saved.parent / "kept-9999.bin").write_bytes(b"EDGEKEPT1 cut short")  # a file that is not whole
+    restarted = Engine.load(files, config)
+    try:
+        assert not (saved.parent / "kept-9999.bin").exists()
+        follow_up = finish_of(restarted, conversation("Ada", "Any ships?", "One.", "Where?"))
+        assert follow_up.usage.cached_prompt_tokens >= ada.usage.prompt_tokens
+    finally:
+        restarted.close()
