@@ -52,7 +52,7 @@ def measure(engine: Engine, words: int, folder: Path) -> dict:
     context.kv_cache_seq_rm(0, 0, -1)
     os.posix_fadvise(os.open(path, os.O_RDONLY), 0, 0, os.POSIX_FADV_DONTNEED)  # read it back from disk
     started = time.perf_counter()
-    restored = kv_files.load_sequence(context, path, 0, len(tokens) + 1)
+    restored = kv_files.load_sequence(context, path, 0)
     restore_s = time.perf_counter() - started
     assert restored == tokens
     batch.close()
@@ -64,13 +64,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--words", type=int, nargs="+", default=[200, 1000, 4000], help="system prompt sizes")
     args = parser.parse_args()
     files = resolve_model(None, None, Settings().cache_dir)
     engine = Engine.load(files, EngineConfig(ctx_size=8192, threads=args.threads, parallel=1))
     rows = []
     try:
         with tempfile.TemporaryDirectory() as folder:
-            for words in (200, 1000, 4000):
+            for words in args.words:
                 runs = [measure(engine, words, Path(folder)) for _ in range(args.runs)]
                 row = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
                 row["speedup"] = row["evaluate_ms"] / row["restore_ms"]

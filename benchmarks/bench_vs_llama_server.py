@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from edge.bench.serve import stream_one  # noqa: E402
+from soak import kept_bytes  # noqa: E402 - benchmarks/ is this script's folder
 from tests.conftest import free_port  # noqa: E402
 
 DEFAULTS = {"temperature": 0.7, "top_p": 0.95}
@@ -194,11 +195,7 @@ def measure(server: Server, round_index: int, prompts: list[str]) -> dict:
 
 def kept_mib(server: Server) -> float:
     """edge's conversations kept in host memory now (part of its RSS); llama-server does not say."""
-    response = server.client.get(f"{server.base}/metrics")
-    for line in response.text.splitlines() if response.status_code == 200 else ():
-        if line.startswith("edge_cache_ram_bytes "):
-            return float(line.split()[1]) / 2**20
-    return 0.0
+    return kept_bytes(server.base) / 2**20
 
 
 def prompt_tokens(server: Server) -> int:

@@ -201,7 +201,7 @@ def plan_memory(shape: ModelShape, config: PlanConfig) -> MemoryPlan:
         Term("vocabulary tables", host=shape.n_vocab * VOCAB_BYTES_PER_TOKEN,
              detail=f"{shape.n_vocab:,} tokens x {VOCAB_BYTES_PER_TOKEN} bytes (measured)"),
         Term("runtime (Python, edge, llama.cpp)", host=RUNTIME_BASELINE_BYTES, detail="measured, no model loaded"),
-        Term("conversations kept in host memory", host=config.cache_ram_mib * 1024 * 1024,
+        Term("conversations kept in host memory", host=config.cache_ram_mib * MIB,
              detail="--cache-ram, at most: it fills only as conversations lose their slot"),
     )
     notes = []

@@ -176,7 +176,7 @@ class Engine:
     def _restore_caches(self) -> None:
         directory = self._cache_files()
         if directory is not None and directory.is_dir():
-            restored = self.scheduler.load_caches(directory, self.config.ctx_size)
+            restored = self.scheduler.load_caches(directory)
             log.info("restored %d cached tokens from %s", restored, directory)
 
     # -- serving state: what admission control, metrics and shutdown read -------------------

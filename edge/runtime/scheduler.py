@@ -146,14 +146,14 @@ class Scheduler:
                 path.unlink(missing_ok=True)
         return written
 
-    def load_caches(self, directory: Path, capacity: int) -> int:
+    def load_caches(self, directory: Path) -> int:
         """Restores the slots saved by ``save_caches`` (before the loop starts); returns tokens restored.
         Restored keys/values were computed who knows beside what, so seeded requests do not reuse them."""
         restored = 0
         for slot in self.slots:
             path = directory / f"slot-{slot.seq_id}.bin"
             if path.is_file():
-                slot.cached = load_sequence(self.engine.context, path, slot.seq_id, capacity)
+                slot.cached = load_sequence(self.engine.context, path, slot.seq_id)
                 slot.pure = not slot.cached
                 slot.last_used = next(self._clock)
                 restored += len(slot.cached)
@@ -245,16 +245,13 @@ class Scheduler:
         own = self._usable_prefix(job, own, self._oldest(target))
         source, shared = self._best_source(job, target, own)
         stored, kept = self._best_stored(job, target, shared if source is not None else own)
+        self._keep_in_store(target, job)
         if stored is not None:
-            self._keep_in_store(target, job)
             start = self._restore(stored, target, kept)
         elif source is not None:
-            self._keep_in_store(target, job)
             self._copy_prefix(source, target, shared)
             start = shared
         else:
-            if own < len(target.cached):
-                self._keep_in_store(target, job)
             self._trim(target, own)
             start = own
         self._start(job, target, start)
@@ -328,13 +325,13 @@ class Scheduler:
         return llama.oldest_position(self.engine.context, slot.seq_id) if self.trimmed_window else 0
 
     def _keep_in_store(self, slot: Slot, job: Job) -> None:
-        """Before ``slot``'s cache is cut or replaced: keep it in host memory, unless this job's prompt
-        starts with all of it (the slot then ends up holding more than it does now)."""
+        """Before ``slot`` takes this job, whose prompt may cut or replace its cache: keep that cache in host
+        memory, unless the prompt starts with all of it (the slot then ends up holding more than now)."""
         if self.store is None or not slot.cached:
             return
         if common_prefix(slot.cached, job.prepared.tokens) == len(slot.cached):
             return
-        self.store.save(self.engine.context, slot.seq_id, slot.cached, self._oldest(slot))
+        self.store.save(self.engine.context, slot.seq_id, slot.cached)
 
     def _restore(self, entry: StoredPrompt, target: Slot, length: int) -> int:
         """Copies a kept conversation into ``target`` and cuts it to ``length``; returns what is kept.
