@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import llama_cpp
+import numpy as np
 from llama_cpp import _internals
 
 from edge.runtime import llama
@@ -47,13 +48,19 @@ def cache_directory(root: Path, model_path: Path, kv_type: str, swa_full: bool, 
     return root / "kv" / hashlib.blake2b(identity.encode(), digest_size=8).hexdigest()
 
 
+def _buffer(size: int) -> ctypes.Array:
+    """``size`` bytes for llama.cpp to fill, left uninitialised (a ctypes array would zero them first:
+    milliseconds for a long conversation, on the scheduler's thread)."""
+    return (ctypes.c_uint8 * size).from_buffer(np.empty(size, dtype=np.uint8))
+
+
 def copy_out(context: _internals.LlamaContext, seq_id: int, tokens: list[int],
              limit: int | None = None) -> SavedSequence | None:
     """Sequence ``seq_id``, which holds ``tokens``, as bytes; None if it is larger than ``limit``."""
     size = llama_cpp.llama_state_seq_get_size(context.ctx, seq_id)
     if not size or (limit is not None and size > limit):
         return None
-    state = (ctypes.c_uint8 * size)()
+    state = _buffer(size)
     if llama_cpp.llama_state_seq_get_data(context.ctx, state, size, seq_id) != size:
         return None
     return SavedSequence(tuple(tokens), state, llama.oldest_position(context, seq_id))
@@ -82,14 +89,17 @@ def write_file(path: Path, saved: SavedSequence) -> int:
 
 def read_file(path: Path) -> SavedSequence | None:
     """What ``write_file`` wrote; None (and the file removed) when it is not a whole saved sequence."""
-    data = path.read_bytes()
     saved = None
-    if len(data) >= _HEADER.size:
-        magic, n_tokens, oldest, size = _HEADER.unpack_from(data)
-        if magic == _MAGIC and n_tokens > 0 and size > 0 and len(data) == _HEADER.size + 4 * n_tokens + size:
-            tokens = struct.unpack_from(f"<{n_tokens}i", data, _HEADER.size)
-            state = (ctypes.c_uint8 * size).from_buffer_copy(data, _HEADER.size + 4 * n_tokens)
-            saved = SavedSequence(tokens, state, oldest)
+    with path.open("rb") as file:
+        header = file.read(_HEADER.size)
+        if len(header) == _HEADER.size:
+            magic, n_tokens, oldest, size = _HEADER.unpack(header)
+            whole = _HEADER.size + 4 * n_tokens + size == path.stat().st_size
+            if magic == _MAGIC and n_tokens > 0 and size > 0 and whole:
+                tokens = struct.unpack(f"<{n_tokens}i", file.read(4 * n_tokens))
+                state = _buffer(size)
+                file.readinto(state)  # straight into the buffer llama.cpp reads: no copy between
+                saved = SavedSequence(tokens, state, oldest)
     if saved is None:
         log.warning("discarding %s: not a whole saved sequence", path)
         path.unlink(missing_ok=True)
