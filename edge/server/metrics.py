@@ -21,7 +21,7 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 class Metrics:
     def __init__(self, queue_depth: Callable[[], float], running: Callable[[], float],
-                 cache_ram_bytes: Callable[[], float] = lambda: 0):
+                 cache_ram_bytes: Callable[[], float]):
         self.registry = CollectorRegistry()
         registry = self.registry
         self.requests = Counter("edge_requests", "HTTP requests answered, by route and status",
